@@ -1,0 +1,5 @@
+"""Registry of towers."""
+
+from mtl_tf.registry import Registry
+
+TOWERS = Registry("tower")

@@ -1,0 +1,14 @@
+"""Task types: each brings its head, its masked loss, its metrics and their direction."""
+
+from mtl_tf.registry import Registry
+
+TASK_TYPES = Registry("task type")
+
+from mtl_tf.tasks.base import TaskType, build_tasks  # noqa: E402
+from mtl_tf.tasks.binary import BinaryTask  # noqa: E402
+from mtl_tf.tasks.multiclass import MulticlassTask  # noqa: E402
+from mtl_tf.tasks.multilabel import MultilabelTask  # noqa: E402
+from mtl_tf.tasks.regression import RegressionTask  # noqa: E402
+
+__all__ = ["TASK_TYPES", "TaskType", "build_tasks", "BinaryTask", "MulticlassTask",
+           "MultilabelTask", "RegressionTask"]

@@ -1,0 +1,5 @@
+"""Registry of gradient aggregators."""
+
+from mtl_tf.registry import Registry
+
+AGGREGATORS = Registry("gradient aggregator")

@@ -1,0 +1,5 @@
+"""Registry of task samplers."""
+
+from mtl_tf.registry import Registry
+
+SAMPLERS = Registry("task sampler")

@@ -1,0 +1,5 @@
+"""Registry of weightings."""
+
+from mtl_tf.registry import Registry
+
+WEIGHTINGS = Registry("weighting")
