@@ -113,6 +113,8 @@ def _format_error(error: dict, raw: Mapping[str, Any]) -> str:
         expected = error.get("ctx", {}).get("expected", "")
         return f"{path}: received {received!r}; allowed: {expected}{did_you_mean(str(received), _literals(expected))}"
     message = error["msg"].removeprefix("Value error, ")
+    if "received" in message:
+        return f"{path}: {message}"
     return f"{path}: {message}; received {received!r}"
 
 

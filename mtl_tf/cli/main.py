@@ -1,0 +1,55 @@
+"""Entry point of `mtl`: library errors become one line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from mtl_tf import __version__
+
+# Library errors a user can fix from the command line.
+USER_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, PermissionError)
+
+
+class MtlGroup(click.Group):
+    """A group that turns library errors into one clear line."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except USER_ERRORS as err:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+            raise click.ClickException(str(message)) from None
+
+
+@click.group(cls=MtlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mtl")
+def cli() -> None:
+    """mtl_tf: multi-task learning from raw data to a registered, servable model."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _register() -> None:
+    from mtl_tf.cli import data, models, recipes, run
+
+    cli.add_command(recipes.recipes)
+    cli.add_command(data.data)
+    cli.add_command(run.run)
+    cli.add_command(models.models)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="mtl")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""`mtl models`: the MLflow model registry (versions, aliases, promotion gate)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from mtl_tf.cli.options import tracking_uri_option
+
+
+def _connect(tracking_uri: str | None) -> str:
+    import mlflow
+
+    from mtl_tf.tracking.uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@click.group()
+def models() -> None:
+    """List, describe and promote registered models."""
+
+
+@models.command("list")
+@tracking_uri_option
+def list_(tracking_uri: str | None) -> None:
+    """List registered models with their latest version and aliases."""
+    from mtl_tf.tracking.registry import list_models
+
+    _connect(tracking_uri)
+    rows = list_models()
+    if not rows:
+        click.echo("no registered models")
+    for row in rows:
+        aliases = ", ".join(f"{alias}=v{version}" for alias, version in sorted(row.get("aliases", {}).items()))
+        click.echo(f"{row['name']}: latest v{row.get('latest_version')}" + (f"  [{aliases}]" if aliases else ""))
+
+
+@models.command()
+@click.argument("name")
+@tracking_uri_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def describe(name: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Describe registered model NAME: versions, aliases, metrics, export location."""
+    from mtl_tf.tracking.registry import describe_model
+
+    _connect(tracking_uri)
+    info = describe_model(name)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+        return
+    click.echo(f"{info['name']}  aliases: {info.get('aliases') or '-'}")
+    for version in info.get("versions", []):
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(version.get("metrics", {}).items()))
+        click.echo(f"  v{version['version']}  run {version.get('run_id')}  {metrics}")
+        if version.get("export_location"):
+            click.echo(f"      export: {version['export_location']}")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--alias", default="champion", show_default=True)
+@click.option("--force", is_flag=True, help="Promote despite a regression (needs --reason).")
+@click.option("--reason", default=None, help="Why a forced promotion is acceptable; recorded as a tag.")
+@click.option("--tolerance", type=float, default=0.002, show_default=True,
+              help="Allowed drop of a primary metric before the gate refuses.")
+@tracking_uri_option
+def promote(name: str, version: int, alias: str, force: bool, reason: str | None,
+            tolerance: float, tracking_uri: str | None) -> None:
+    """Point ALIAS of model NAME at VERSION, if it does not regress any task."""
+    from mtl_tf.tracking.promotion import promote as promote_version
+
+    _connect(tracking_uri)
+    result = promote_version(name, version, alias=alias, force=force, reason=reason, tolerance=tolerance)
+    click.echo(str(result))

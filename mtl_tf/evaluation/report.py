@@ -1,0 +1,126 @@
+"""The run report: per-task metrics on the test split, as report.json and report.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+
+def build_report(recipe: Any, spec: Any, tasks: Sequence[Any], test_metrics: Mapping[str, Mapping[str, float]],
+                 history: Any = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Collects what a reader of a run needs: data, per-task test metrics, training summary.
+
+    Args:
+        recipe: the Recipe.
+        spec: the DatasetSpec the run used.
+        tasks: TaskType objects.
+        test_metrics: ``{task: {metric: value}}`` from ``Trainer.evaluate`` on the test split.
+        history: the Trainer's History (best epoch, stop reason, per-epoch logs).
+        extra: more sections (parameter counts, export, skew check, MLflow ids).
+    """
+    report: dict[str, Any] = {
+        "recipe": recipe.name,
+        "dataset": {
+            "rows_in": spec.rows_in,
+            "rejected": spec.rejects.count,
+            "splits": {name: split.num_examples for name, split in spec.splits.items()},
+        },
+        "tasks": {},
+    }
+    for task in tasks:
+        task_spec = spec.task(task.name)
+        report["tasks"][task.name] = {
+            "type": task.registered_type,
+            "primary_metric": task.primary_metric,
+            "higher_is_better": task.higher_is_better(task.primary_metric),
+            "labelled_test_rows": task_spec.labelled.get("test"),
+            "positives_test": task_spec.positives.get("test"),
+            "test": {k: float(v) for k, v in test_metrics.get(task.name, {}).items()},
+        }
+    if history is not None:
+        report["training"] = {
+            "epochs_run": len(history.epochs),
+            "best_epoch": history.best_epoch,
+            "best_score": history.best_score,
+            "stopped_reason": history.stopped_reason,
+            "seconds": sum(e.get("epoch_time_s", 0.0) for e in history.epochs),
+        }
+    report.update(extra or {})
+    return report
+
+
+def write_report(report: Mapping[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """Writes report.json and report.md into ``out_dir``; returns both paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "report.json"
+    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    md_path = out / "report.md"
+    md_path.write_text(to_markdown(report))
+    return json_path, md_path
+
+
+def to_markdown(report: Mapping[str, Any]) -> str:
+    """A readable report: the test metrics table first, then data and training."""
+    lines = [f"# {report['recipe']}: test report", ""]
+    metric_names = sorted({m for t in report["tasks"].values() for m in t["test"]})
+    lines += ["| task | type | " + " | ".join(metric_names) + " | labelled test rows |",
+              "| --- | --- | " + " | ".join("---" for _ in metric_names) + " | --- |"]
+    for name, task in report["tasks"].items():
+        cells = []
+        for metric in metric_names:
+            value = task["test"].get(metric)
+            cell = "" if value is None else f"{value:.4f}"
+            cells.append(f"**{cell}**" if metric == task["primary_metric"] and cell else cell)
+        lines.append(f"| {name} | {task['type']} | " + " | ".join(cells) + f" | {task['labelled_test_rows']} |")
+    lines += ["", "Primary metrics in bold.", ""]
+    data = report["dataset"]
+    splits = ", ".join(f"{k} {v}" for k, v in data["splits"].items())
+    lines += ["## Data", "", f"{data['rows_in']} rows in, {data['rejected']} rejected; {splits}.", ""]
+    if "training" in report:
+        t = report["training"]
+        lines += ["## Training", "",
+                  f"{t['epochs_run']} epochs ({t['stopped_reason']}), best epoch {t['best_epoch']} "
+                  f"(validation score {_fmt(t['best_score'])}), {t['seconds']:.1f} s.", ""]
+    if "parameters" in report:
+        p = report["parameters"]
+        lines += ["## Model", "", f"{p.get('trainable', 0):,} trainable and {p.get('non_trainable', 0):,} "
+                  "non-trainable parameters.", ""]
+    for section in ("export", "skew", "mlflow"):
+        if section in report:
+            lines += [f"## {section.capitalize() if section != 'mlflow' else 'MLflow'}", ""]
+            lines += [f"- {k}: {v}" for k, v in report[section].items()] + [""]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
+
+
+def plot_history(history: Any, tasks: Sequence[Any], path: str | Path) -> Path:
+    """Per-task training/validation loss and validation primary metric per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = list(range(1, len(history.epochs) + 1))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for task in tasks:
+        for key, style in ((f"{task.name}/loss", "-"), (f"{task.name}/val_loss", "--")):
+            values = [e.get(key) for e in history.epochs]
+            if any(v is not None for v in values):
+                axes[0].plot(epochs, values, style, label=key)
+        key = f"{task.name}/val_{task.primary_metric}"
+        axes[1].plot(epochs, [e.get(key) for e in history.epochs], marker="o", label=key)
+    axes[0].set(title="loss per task", xlabel="epoch")
+    axes[1].set(title="validation primary metric", xlabel="epoch")
+    for ax in axes:
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
