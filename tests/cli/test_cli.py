@@ -1,0 +1,148 @@
+"""The `mtl` command line, through click's CliRunner, on the real stack in a temp folder."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from mtl_tf.cli.main import cli
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "fraud_signals.yaml"
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+def one_line_error(result, *fragments):
+    """A failed command: non-zero exit, one 'Error:' line naming the problem, no traceback."""
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    for fragment in fragments:
+        assert fragment in errors[0], result.output
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+def small_recipe(workdir, **overrides):
+    """The shipped fraud recipe, shrunk for tests and pointed at the temp folder."""
+    raw = yaml.safe_load(RECIPE.read_text())
+    raw["training"].update({"epochs": 2, "batch_size": 128})
+    raw["data"]["shards"] = 2
+    raw["model"]["trunk"]["units"] = [16]
+    raw["model"]["tower"]["units"] = [8]
+    raw["export"]["skew_examples"] = 32
+    raw.update(overrides)
+    path = workdir / "fraud.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_validate_shipped_recipe():
+    result = invoke("recipes", "validate", RECIPE)
+    assert result.exit_code == 0, result.output
+    assert "3 tasks" in result.output
+
+
+def test_validate_misspelt_key_is_one_line():
+    result = invoke("recipes", "validate", RECIPE, "--set", "training.epochz=3")
+    one_line_error(result, "training.epochz", "did you mean 'epochs'")
+
+
+def test_unknown_component_option_is_one_line():
+    result = invoke("recipes", "validate", RECIPE, "--set", "model.trunk.unitz=[4]")
+    one_line_error(result, "model.trunk", "unitz", "did you mean 'units'")
+
+
+def test_unknown_optimizer_lists_known():
+    result = invoke("recipes", "validate", RECIPE, "--set", "training.optimizer.name=adamm")
+    one_line_error(result, "training.optimizer", "adamm", "adamw")
+
+
+def test_show_applies_overrides():
+    result = invoke("recipes", "show", RECIPE, "--set", "training.epochs=9")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.output)["training"]["epochs"] == 9
+
+
+def test_missing_recipe_file(workdir):
+    one_line_error(invoke("recipes", "validate", "nope.yaml"), "not found")
+
+
+def test_preprocess_empty_glob(workdir):
+    recipe = small_recipe(workdir)
+    one_line_error(invoke("data", "preprocess", recipe), "data.source.path", "no files match")
+
+
+def test_synth_then_preprocess_reports_counts(workdir):
+    result = invoke("data", "synth", "fraud_signals", "--rows", 400, "--out", "data/fraud_signals/raw",
+                    "--malformed", 0.05)
+    assert result.exit_code == 0, result.output
+    result = invoke("data", "preprocess", small_recipe(workdir))
+    assert result.exit_code == 0, result.output
+    assert "rows in 400 = written" in result.output and "rejected" in result.output
+    described = invoke("data", "describe", "artifacts/fraud_signals/dataset")
+    assert "task transaction_fraud" in described.output
+
+
+def test_preprocess_missing_feature_column(workdir):
+    invoke("data", "synth", "fraud_signals", "--rows", 50, "--out", "data/fraud_signals/raw")
+    recipe = small_recipe(workdir)
+    result = invoke("data", "preprocess", recipe, "--set", "data.features.0.column=acount_age")
+    one_line_error(result, "acount_age")
+
+
+def test_promote_unknown_version(workdir):
+    result = invoke("models", "promote", "nothing_here", "3", "--tracking-uri", f"sqlite:///{workdir}/mlflow.db")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_run_end_to_end_registers_a_servable_model_and_gates_promotion(workdir):
+    import tensorflow as tf
+
+    from mtl_tf.data.reader import raw_examples
+    from mtl_tf.data.spec import DatasetSpec
+
+    uri = f"sqlite:///{workdir}/mlflow.db"
+    assert invoke("data", "synth", "fraud_signals", "--rows", 3000, "--out", "data/fraud_signals/raw",
+                  "--files", 2, "--malformed", 0.01).exit_code == 0
+    recipe = small_recipe(workdir)
+    result = invoke("run", recipe, "--tracking-uri", uri, "-q")
+    assert result.exit_code == 0, result.output
+    assert "registered: fraud_signals version 1" in result.output
+
+    # The export answers TF Serving style requests: serialized tf.Example in, every task out.
+    spec = DatasetSpec.read("artifacts/fraud_signals/dataset")
+    exports = sorted(Path("artifacts/fraud_signals/export").iterdir())
+    loaded = tf.saved_model.load(str(exports[-1] / "saved_model"))
+    outputs = loaded.signatures["serving_default"](examples=tf.constant(raw_examples(spec, "test", 5)))
+    assert sorted(outputs) == ["account_takeover", "default_risk", "transaction_fraud"]
+    assert outputs["transaction_fraud"].shape == (5,)
+    assert Path("artifacts/fraud_signals/report.md").read_text().count("| transaction_fraud |") == 1
+
+    assert invoke("models", "promote", "fraud_signals", 1, "--tracking-uri", uri).exit_code == 0
+    listed = invoke("models", "list", "--tracking-uri", uri)
+    assert "champion=v1" in listed.output
+
+    # A model that learned nothing is refused by the gate, then forced with a recorded reason.
+    result = invoke("run", recipe, "--tracking-uri", uri, "-q", "--skip-preprocess",
+                    "--set", "training.optimizer.learning_rate=0.0", "--set", "training.epochs=1")
+    assert result.exit_code == 0, result.output
+    refused = invoke("models", "promote", "fraud_signals", 2, "--tracking-uri", uri)
+    one_line_error(refused, "fraud_signals")
+    forced = invoke("models", "promote", "fraud_signals", 2, "--tracking-uri", uri, "--force",
+                    "--reason", "testing the gate")
+    assert forced.exit_code == 0, forced.output
+    described = invoke("models", "describe", "fraud_signals", "--tracking-uri", uri, "--json")
+    assert "testing the gate" in described.output
