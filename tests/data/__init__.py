@@ -1,0 +1,1 @@
+"""Tests of mtl_tf.data."""

@@ -1,0 +1,1 @@
+"""Shared test helpers: tiny datasets and recipes built in a test's tmp_path."""
