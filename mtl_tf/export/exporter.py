@@ -1,0 +1,228 @@
+"""SavedModel export for TensorFlow Serving, plus the native ``.keras`` file.
+
+Keras 3 ``model.save`` no longer writes SavedModel, so the export goes through
+``keras.export.ExportArchive``. Every signature parses with the same spec as training
+(:func:`mtl_tf.data.parsing.feature_parse_spec`), so serving needs no Python and parses
+exactly as the training reader does.
+
+Signatures:
+  ``serving_default``  ``examples``: serialized tf.Example strings -> every task's output.
+  ``serve_features``   one named tensor per feature -> every task's output.
+  ``predict_<task>``   serialized tf.Example strings -> that task's output only, computed by a
+                       sub-model that holds only the layers the task depends on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from mtl_tf.data.parsing import feature_parse_spec, input_signature
+from mtl_tf.data.spec import DatasetSpec
+from mtl_tf.errors import did_you_mean
+
+SERVING_DEFAULT = "serving_default"
+SERVE_FEATURES = "serve_features"
+TASK_SIGNATURE_PREFIX = "predict_"
+EXAMPLES_INPUT = "examples"
+SAVED_MODEL_DIR = "saved_model"
+KERAS_FILE = "model.keras"
+SIGNATURES_FILE = "signatures.json"
+
+
+def task_signature(task: str) -> str:
+    """The name of the signature that computes only ``task``."""
+    return f"{TASK_SIGNATURE_PREFIX}{task}"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where an export was written.
+
+    Attributes:
+        saved_model_dir: the SavedModel folder (what TF Serving loads).
+        keras_path: the native Keras file, for reloading with ``keras.saving.load_model``.
+        signatures: the signature names in the SavedModel, ``serving_default`` first.
+        signatures_file: a JSON description of each signature's inputs and outputs.
+    """
+
+    saved_model_dir: Path
+    keras_path: Path
+    signatures: list[str] = field(default_factory=list)
+    signatures_file: Path | None = None
+
+
+def export_model(model: keras.Model, spec: DatasetSpec, tasks: Sequence[Any],
+                 export_dir: str | Path, overwrite: bool = False) -> ExportResult:
+    """Writes ``export_dir/saved_model``, ``export_dir/model.keras`` and ``signatures.json``.
+
+    Args:
+        model: a functional Keras model with dict inputs keyed by feature name and dict
+            outputs keyed by task name.
+        spec: the dataset spec the model was trained on; its features define the parsing.
+        tasks: the TaskType objects (or anything with ``.name``) to serve, in output order.
+        export_dir: the folder to write into.
+        overwrite: replace an existing ``saved_model`` folder instead of refusing.
+
+    Returns:
+        An :class:`ExportResult` with the paths written and the signature names.
+
+    Example:
+        >>> result = export_model(model, DatasetSpec.read("dataset"), tasks, "export")
+        >>> tf.saved_model.load(str(result.saved_model_dir)).signatures["serving_default"]
+    """
+    inputs = model_inputs(model)
+    outputs = model_outputs(model)
+    task_names = _check_tasks(tasks, outputs)
+    _check_inputs(inputs, spec)
+    export_dir = Path(export_dir)
+    saved_model_dir = _prepare_dir(export_dir / SAVED_MODEL_DIR, overwrite)
+
+    endpoints = _build_endpoints(model, spec, inputs, outputs, task_names)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    functions = {name: archive.add_endpoint(name, fn, input_signature=signature)
+                 for name, (fn, signature) in endpoints.items()}
+    archive.write_out(str(saved_model_dir), verbose=False)
+
+    keras_path = export_dir / KERAS_FILE
+    model.save(keras_path)
+    signatures_file = _write_signatures(functions, export_dir / SIGNATURES_FILE)
+    return ExportResult(saved_model_dir=saved_model_dir, keras_path=keras_path,
+                        signatures=list(functions), signatures_file=signatures_file)
+
+
+def model_inputs(model: keras.Model) -> dict[str, Any]:
+    """The model's symbolic inputs keyed by feature name."""
+    try:
+        inputs = model.input
+    except (AttributeError, ValueError) as error:
+        raise TypeError(f"export needs a functional keras.Model with named inputs; got "
+                        f"{type(model).__name__} without symbolic inputs ({error})") from None
+    if not isinstance(inputs, dict):
+        raise TypeError(f"export needs model inputs as a dict keyed by feature name; got "
+                        f"{type(inputs).__name__}")
+    return dict(inputs)
+
+
+def model_outputs(model: keras.Model) -> dict[str, Any]:
+    """The model's symbolic outputs keyed by task name."""
+    try:
+        outputs = model.output
+    except (AttributeError, ValueError) as error:
+        raise TypeError(f"export needs a functional keras.Model with named outputs; got "
+                        f"{type(model).__name__} without symbolic outputs ({error})") from None
+    if isinstance(outputs, dict):
+        return dict(outputs)
+    return dict(zip(model.output_names, model.outputs))
+
+
+def _check_tasks(tasks: Sequence[Any], outputs: dict[str, Any]) -> list[str]:
+    names = [task.name for task in tasks]
+    if not names:
+        raise ValueError(f"export needs at least one task; the model outputs: {', '.join(outputs)}")
+    for name in names:
+        if name not in outputs:
+            raise ValueError(f"task '{name}' is not a model output{did_you_mean(name, outputs)}; "
+                             f"model outputs: {', '.join(outputs)}")
+    return names
+
+
+def _check_inputs(inputs: dict[str, Any], spec: DatasetSpec) -> None:
+    features = {f.name: f for f in spec.features}
+    for name, tensor in inputs.items():
+        if name not in features:
+            raise ValueError(f"model input '{name}' is not a feature of dataset '{spec.name}'"
+                             f"{did_you_mean(name, features)}; features: {', '.join(features)}")
+        is_string = features[name].dtype == "string"
+        if is_string != (tensor.dtype == "string"):
+            raise ValueError(f"model input '{name}' has dtype {tensor.dtype} but dataset.json "
+                             f"declares {features[name].dtype}; string inputs need string features")
+
+
+def _prepare_dir(path: Path, overwrite: bool) -> Path:
+    if path.exists() and any(path.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{str(path)!r} already holds an export; pass overwrite=True "
+                                  "(--overwrite) to replace it, or choose another export_dir")
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _build_endpoints(model: keras.Model, spec: DatasetSpec, inputs: dict[str, Any],
+                     outputs: dict[str, Any], task_names: list[str]) -> dict[str, tuple]:
+    """Signature name -> (function, input signature)."""
+    every_task = keras.Model(model.input, {name: outputs[name] for name in task_names})
+    parse_spec = {name: rule for name, rule in feature_parse_spec(spec).items() if name in inputs}
+    named = {name: sig for name, sig in input_signature(spec).items() if name in inputs}
+    examples = [tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)]
+
+    endpoints = {
+        SERVING_DEFAULT: (_on_examples(every_task, inputs, parse_spec), examples),
+        SERVE_FEATURES: (_on_features(every_task, inputs), [named]),
+    }
+    for name in task_names:
+        one_task = keras.Model(model.input, {name: outputs[name]})
+        endpoints[task_signature(name)] = (_on_examples(one_task, inputs, parse_spec), examples)
+    return endpoints
+
+
+def _on_examples(model: keras.Model, inputs: dict[str, Any],
+                 parse_spec: dict[str, tf.io.FixedLenFeature]) -> Callable:
+    call = _on_features(model, inputs)
+
+    def serve(examples):
+        return call(tf.io.parse_example(examples, parse_spec))
+
+    return serve
+
+
+def _on_features(model: keras.Model, inputs: dict[str, Any]) -> Callable:
+    def serve(features):
+        return model(conform_features(features, inputs), training=False)
+
+    return serve
+
+
+def conform_features(features: dict[str, tf.Tensor], inputs: dict[str, Any]) -> dict[str, tf.Tensor]:
+    """Parsed (batch,) features cast and shaped as the model inputs expect.
+
+    Args:
+        features: parsed features keyed by name, one value per row.
+        inputs: the model's symbolic inputs (:func:`model_inputs`).
+
+    Returns:
+        Only the features the model takes, in its dtype and as (batch,) or (batch, 1).
+    """
+    conformed = {}
+    for name, expected in inputs.items():
+        value = features[name]
+        if value.dtype != tf.as_dtype(expected.dtype):
+            value = tf.cast(value, expected.dtype)
+        if len(expected.shape) == 2 and expected.shape[-1] == 1:
+            value = tf.expand_dims(value, -1)
+        conformed[name] = value
+    return conformed
+
+
+def _write_signatures(functions: dict[str, Any], path: Path) -> Path:
+    described = {name: _describe(fn.get_concrete_function()) for name, fn in functions.items()}
+    path.write_text(json.dumps({"default": SERVING_DEFAULT, "signatures": described}, indent=2) + "\n")
+    return path
+
+
+def _describe(concrete: Any) -> dict[str, Any]:
+    specs = tf.nest.flatten(concrete.structured_input_signature)
+    return {"inputs": {spec.name: _tensor(spec) for spec in specs},
+            "outputs": {name: _tensor(t) for name, t in concrete.structured_outputs.items()}}
+
+
+def _tensor(tensor: Any) -> dict[str, Any]:
+    return {"dtype": tf.as_dtype(tensor.dtype).name, "shape": tensor.shape.as_list()}

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from mtl_tf.export import SkewError, check_skew, export_model
+from tests.export.tiny import complete_examples, example, make_model, make_spec, make_tasks
+
+
+@pytest.fixture
+def exported(tmp_path):
+    tasks = make_tasks()
+    model = make_model(tasks)
+    result = export_model(model, make_spec(), tasks, tmp_path / "export")
+    return model, result.saved_model_dir
+
+
+def test_faithful_export_passes(exported):
+    model, saved_model_dir = exported
+    examples = complete_examples() + [example(), example(channel="web")]
+    report = check_skew(model, saved_model_dir, examples, make_spec(), tolerance=1e-5)
+    assert report.ok
+    assert report.num_examples == 8
+    assert set(report.max_abs_difference) == {"fraud", "takeover", "segment"}
+    assert max(report.max_abs_difference.values()) <= 1e-5
+
+
+def test_changed_tower_weight_is_caught_and_named(exported):
+    model, saved_model_dir = exported
+    tower = model.get_layer("takeover_tower")
+    kernel, bias = tower.get_weights()
+    tower.set_weights([kernel + 0.5, bias])
+    with pytest.raises(SkewError, match=r"takeover: max \|serving_default - model\| = [0-9.]+") as error:
+        check_skew(model, saved_model_dir, complete_examples(), make_spec(), tolerance=1e-5)
+    report = error.value.report
+    assert report.failed_tasks == ["takeover"]
+    assert report.export_vs_model["takeover"] > 1e-3
+    assert "fraud" not in str(error.value) and "segment" not in str(error.value)
+
+
+def test_skew_report_without_raising(exported):
+    model, saved_model_dir = exported
+    head = model.get_layer("fraud_head")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel, bias + 1.0])
+    report = check_skew(model, saved_model_dir, complete_examples(), make_spec(), tolerance=1e-5,
+                        raise_on_skew=False)
+    assert not report.ok and report.failed_tasks == ["fraud"]
+    assert np.isfinite(report.export_vs_model["fraud"])
+
+
+def test_examples_must_be_serialized_bytes(tmp_path):
+    model, saved_model_dir = make_model(make_tasks()), tmp_path
+    with pytest.raises(ValueError, match="non-empty list"):
+        check_skew(model, saved_model_dir, [], make_spec(), tolerance=1e-5)
+    with pytest.raises(TypeError, match="got str"):
+        check_skew(model, saved_model_dir, ["not bytes"], make_spec(), tolerance=1e-5)
