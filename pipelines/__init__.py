@@ -1,0 +1,11 @@
+"""Apache Beam pipelines that turn raw data into tf.Example TFRecords and ``dataset.json``.
+
+- :mod:`pipelines.rows`: parsing and validating one CSV row against a recipe (pure Python).
+- :mod:`pipelines.encoding`: one parsed row to a serialized ``tf.Example``.
+- :mod:`pipelines.splits`: the hashed, deterministic train/validation/test assignment.
+- :mod:`pipelines.statistics`: CombineFns for feature statistics and label counts.
+- :mod:`pipelines.sources`: driver-side checks of the input files (globs, headers).
+- :mod:`pipelines.transforms`: the labelled PTransforms the pipelines are built from.
+- :mod:`pipelines.csv_to_tfrecords`: the CSV pipeline (``build_pipeline``, ``run``).
+- :mod:`pipelines.plain_python`: the same conversion in one process, without Beam.
+"""

@@ -1,0 +1,213 @@
+"""Parsing and validating one CSV row against a recipe, in plain Python.
+
+The Beam DoFns and the plain-Python converter both call :class:`RowParser`, so a row is
+parsed, validated and typed the same way everywhere. A parsed row is ``(key, values)``:
+the split key and a dict from tf.Example key (feature name or label column) to a typed
+value; a missing value is simply absent from the dict.
+
+Typed values: numeric ``float``; categorical ``str``; timestamp ``int`` epoch seconds;
+binary and regression labels ``float``; multiclass ``int`` class index; multilabel a
+``list[float]`` multi-hot vector.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from mtl_tf.recipe.schema import Recipe, Task
+
+REJECT_KINDS = ("wrong_field_count", "unparsable_number", "below_min", "above_max",
+                "missing_required", "unparsable_timestamp", "label_not_allowed", "unknown_class")
+
+BINARY_VALUES = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0, "false": 0.0, "true": 1.0,
+                 "no": 0.0, "yes": 1.0}
+BINARY_ALLOWED = "0, 1, true, false, yes, no"
+
+Row = tuple[str, dict[str, Any]]
+
+
+class RowRejected(ValueError):
+    """A row that cannot be used; ``kind`` is one of :data:`REJECT_KINDS`."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def reject_record(path: str, line: str, reject: RowRejected) -> dict[str, str]:
+    """The rejects-file entry of a rejected line: file, reason, reason kind and the line itself."""
+    return {"file": path, "reason": reject.message, "kind": reject.kind, "line": line}
+
+
+def split_line(line: str, delimiter: str = ",") -> list[str]:
+    """The fields of one CSV line; quoted fields are handled by the csv module."""
+    if '"' not in line:
+        return line.split(delimiter)
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def parse_number(text: str, column: str) -> float | None:
+    """A finite float, or None for an empty cell."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise RowRejected("unparsable_number", f"unparsable number in '{column}': {text!r}")
+    return value
+
+
+def parse_timestamp(text: str, column: str) -> int | None:
+    """Epoch seconds from integer seconds or ISO-8601 (a naive time is UTC); None when empty."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RowRejected("unparsable_timestamp", f"unparsable timestamp in '{column}': {text!r} "
+                          "(allowed: ISO-8601 or integer epoch seconds)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp())
+
+
+def parse_category(text: str, column: str) -> str | None:
+    """The stripped string, or None for an empty cell."""
+    return text.strip() or None
+
+
+def label_parser(task: Task) -> Callable[[str], Any]:
+    """The function that turns a label cell of ``task`` into its typed value (None = no label)."""
+    column = task.label
+    if task.type == "binary":
+        return lambda text: _binary(text, column)
+    if task.type == "regression":
+        return lambda text: parse_number(text, column)
+    index = {name: i for i, name in enumerate(task.classes or [])}
+    if task.type == "multiclass":
+        return lambda text: _multiclass(text, column, index)
+    return lambda text: _multilabel(text, column, index)
+
+
+def _binary(text: str, column: str) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    value = BINARY_VALUES.get(text.lower())
+    if value is None:
+        raise RowRejected("label_not_allowed", f"label value not allowed in '{column}': {text!r} "
+                          f"(allowed: {BINARY_ALLOWED})")
+    return value
+
+
+def _class_index(name: str, column: str, index: dict[str, int]) -> int:
+    if name not in index:
+        raise RowRejected("unknown_class", f"unknown class in '{column}': {name!r} "
+                          f"(allowed: {', '.join(index)})")
+    return index[name]
+
+
+def _multiclass(text: str, column: str, index: dict[str, int]) -> int | None:
+    text = text.strip()
+    return _class_index(text, column, index) if text else None
+
+
+def _multilabel(text: str, column: str, index: dict[str, int]) -> list[float] | None:
+    names = [name.strip() for name in text.split("|") if name.strip()]
+    if not names:
+        return None
+    hot = [0.0] * len(index)
+    for name in names:
+        hot[_class_index(name, column, index)] = 1.0
+    return hot
+
+
+def required_columns(recipe: Recipe) -> list[tuple[str, str]]:
+    """``(column, what it is for)`` for every CSV column the recipe reads."""
+    columns = [(f.source_column, f"feature '{f.name}'") for f in recipe.data.features]
+    columns += [(t.label, f"label of task '{t.name}'") for t in recipe.tasks]
+    columns.append((recipe.data.split.key, "split key (data.split.key)"))
+    return columns
+
+
+class RowParser:
+    """Parses the fields of one file's rows into ``(key, values)``; built once per header.
+
+    Args:
+        recipe: the recipe (features, tasks, split key).
+        header: the column names of the file, in order.
+
+    Raises:
+        ValueError: a column the recipe reads is not in ``header``.
+    """
+
+    def __init__(self, recipe: Recipe, header: Sequence[str]):
+        self.header = list(header)
+        self.delimiter = recipe.data.source.delimiter
+        position = {name: i for i, name in enumerate(self.header)}
+        missing = [c for c, _ in required_columns(recipe) if c not in position]
+        if missing:
+            raise ValueError(f"columns {missing} are missing from the header {self.header}")
+        clashes = sorted({t.label for t in recipe.tasks} & {f.name for f in recipe.data.features})
+        if clashes:
+            raise ValueError(f"label columns {clashes} are also feature names; tf.Example keys must be unique")
+        self.key_index = position[recipe.data.split.key]
+        self.key_column = recipe.data.split.key
+        self.steps = [_feature_step(f, position[f.source_column]) for f in recipe.data.features]
+        self.steps += [(t.label, position[t.label], label_parser(t), False, t.label) for t in recipe.tasks]
+
+    def parse_line(self, line: str) -> Row:
+        """Parses one CSV line; raises :class:`RowRejected` with the reason."""
+        return self.parse(split_line(line, self.delimiter))
+
+    def parse(self, fields: Sequence[str]) -> Row:
+        """Parses one row's fields; raises :class:`RowRejected` with the reason."""
+        if len(fields) != len(self.header):
+            raise RowRejected("wrong_field_count", f"wrong number of fields: {len(fields)} "
+                              f"(the header has {len(self.header)})")
+        key = fields[self.key_index].strip()
+        if not key:
+            raise RowRejected("missing_required", f"missing required value in '{self.key_column}' (split key)")
+        values: dict[str, Any] = {}
+        for name, index, parse, required, column in self.steps:
+            value = parse(fields[index])
+            if value is not None:
+                values[name] = value
+            elif required:
+                raise RowRejected("missing_required", f"missing required value in '{column}'")
+        return key, values
+
+
+def _feature_step(feature, index: int) -> tuple:
+    column = feature.source_column
+    if feature.kind == "categorical":
+        parse = lambda text: parse_category(text, column)  # noqa: E731
+    elif feature.kind == "timestamp":
+        parse = lambda text: parse_timestamp(text, column)  # noqa: E731
+    else:
+        parse = _bounded(column, feature.min, feature.max)
+    return feature.name, index, parse, feature.required, column
+
+
+def _bounded(column: str, low: float | None, high: float | None) -> Callable[[str], float | None]:
+    def parse(text: str) -> float | None:
+        value = parse_number(text, column)
+        if value is None:
+            return None
+        if low is not None and value < low:
+            raise RowRejected("below_min", f"value below min in '{column}': {value:g} < {low:g}")
+        if high is not None and value > high:
+            raise RowRejected("above_max", f"value above max in '{column}': {value:g} > {high:g}")
+        return value
+
+    return parse

@@ -1,0 +1,180 @@
+"""CombineFns for the statistics in ``dataset.json``: features (train split) and labels.
+
+Numeric statistics use Welford's update and Chan's merge of partial results, which stay
+accurate for large means and many rows where the textbook sum of squares loses precision.
+Outputs are plain dicts shaped like :class:`mtl_tf.data.spec.NumericStats`,
+:class:`~mtl_tf.data.spec.CategoricalStats` and the counts of
+:class:`~mtl_tf.data.spec.TaskSpec`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Mapping, Sequence
+
+import apache_beam as beam
+
+from mtl_tf.recipe.schema import Feature, Task
+
+
+class NumericStatsFn(beam.CombineFn):
+    """count, missing, mean, variance (population), min and max of numbers (None = missing)."""
+
+    def create_accumulator(self) -> list:
+        return [0, 0, 0.0, 0.0, None, None]  # count, missing, mean, M2, min, max
+
+    def add_input(self, acc: list, value: float | None) -> list:
+        if value is None:
+            acc[1] += 1
+            return acc
+        acc[0] += 1
+        delta = value - acc[2]
+        acc[2] += delta / acc[0]
+        acc[3] += delta * (value - acc[2])
+        acc[4] = value if acc[4] is None else min(acc[4], value)
+        acc[5] = value if acc[5] is None else max(acc[5], value)
+        return acc
+
+    def merge_accumulators(self, accumulators) -> list:
+        merged = self.create_accumulator()
+        for acc in accumulators:
+            merged = _merge_moments(merged, acc)
+        return merged
+
+    def extract_output(self, acc: list) -> dict[str, Any]:
+        count = acc[0]
+        return {"count": count, "missing": acc[1], "mean": float(acc[2]),
+                "variance": float(acc[3] / count) if count else 0.0,
+                "min": None if acc[4] is None else float(acc[4]),
+                "max": None if acc[5] is None else float(acc[5])}
+
+
+def _merge_moments(a: list, b: list) -> list:
+    count = a[0] + b[0]
+    if count == 0:
+        return [0, a[1] + b[1], 0.0, 0.0, None, None]
+    delta = b[2] - a[2]
+    mean = a[2] + delta * b[0] / count
+    m2 = a[3] + b[3] + delta * delta * a[0] * b[0] / count
+    lows = [v for v in (a[4], b[4]) if v is not None]
+    highs = [v for v in (a[5], b[5]) if v is not None]
+    return [count, a[1] + b[1], mean, m2, min(lows), max(highs)]
+
+
+class CategoricalStatsFn(beam.CombineFn):
+    """Value counts of strings (None = missing): unique, the ``top_k`` vocabulary, oov_count.
+
+    Args:
+        top_k: vocabulary size kept; ties in count are broken by the value, so the
+            vocabulary is the same on every run.
+        oov_buckets: reported as is (the model hashes the rest into that many buckets).
+    """
+
+    def __init__(self, top_k: int, oov_buckets: int = 1):
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1; received {top_k!r}")
+        self.top_k = top_k
+        self.oov_buckets = oov_buckets
+
+    def create_accumulator(self) -> list:
+        return [Counter(), 0]  # value counts, missing
+
+    def add_input(self, acc: list, value: str | None) -> list:
+        if value is None:
+            acc[1] += 1
+        else:
+            acc[0][value] += 1
+        return acc
+
+    def merge_accumulators(self, accumulators) -> list:
+        merged = self.create_accumulator()
+        for counts, missing in accumulators:
+            merged[0].update(counts)
+            merged[1] += missing
+        return merged
+
+    def extract_output(self, acc: list) -> dict[str, Any]:
+        counts, missing = acc
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: self.top_k]
+        total = sum(counts.values())
+        return {"count": total, "missing": missing, "unique": len(counts),
+                "vocabulary": [{"value": value, "count": n} for value, n in ranked],
+                "oov_buckets": self.oov_buckets, "oov_count": total - sum(n for _, n in ranked)}
+
+
+class FeatureStatsFn(beam.CombineFn):
+    """Statistics of every recipe feature over rows of values (one pass, one accumulator).
+
+    Args:
+        features: the recipe features; numeric and timestamp get :class:`NumericStatsFn`,
+            categorical :class:`CategoricalStatsFn`.
+    """
+
+    def __init__(self, features: Sequence[Feature]):
+        self.fns = {f.name: CategoricalStatsFn(f.top_k, f.oov_buckets) if f.kind == "categorical"
+                    else NumericStatsFn() for f in features}
+
+    def create_accumulator(self) -> dict[str, list]:
+        return {name: fn.create_accumulator() for name, fn in self.fns.items()}
+
+    def add_input(self, acc: dict[str, list], values: Mapping[str, Any]) -> dict[str, list]:
+        for name, fn in self.fns.items():
+            fn.add_input(acc[name], values.get(name))
+        return acc
+
+    def merge_accumulators(self, accumulators) -> dict[str, list]:
+        accumulators = list(accumulators)
+        return {name: fn.merge_accumulators([acc[name] for acc in accumulators])
+                for name, fn in self.fns.items()}
+
+    def extract_output(self, acc: dict[str, list]) -> dict[str, dict]:
+        return {name: fn.extract_output(acc[name]) for name, fn in self.fns.items()}
+
+
+class LabelCountsFn(beam.CombineFn):
+    """Per task: rows with a label and positives (binary) or per-class counts.
+
+    Regression tasks report ``positives`` as None.
+
+    Args:
+        tasks: the recipe tasks.
+    """
+
+    def __init__(self, tasks: Sequence[Task]):
+        self.tasks = [(t.name, t.label, t.type, len(t.classes or [])) for t in tasks]
+
+    def create_accumulator(self) -> dict[str, list]:
+        return {name: [0, [0] * size if kind in ("multiclass", "multilabel") else 0]
+                for name, _, kind, size in self.tasks}
+
+    def add_input(self, acc: dict[str, list], values: Mapping[str, Any]) -> dict[str, list]:
+        for name, key, kind, _ in self.tasks:
+            value = values.get(key)
+            if value is None:
+                continue
+            counts = acc[name]
+            counts[0] += 1
+            if kind == "binary":
+                counts[1] += value == 1.0
+            elif kind == "multiclass":
+                counts[1][value] += 1
+            elif kind == "multilabel":
+                counts[1] = [n + (v == 1.0) for n, v in zip(counts[1], value)]
+        return acc
+
+    def merge_accumulators(self, accumulators) -> dict[str, list]:
+        merged = self.create_accumulator()
+        for acc in accumulators:
+            for name, (labelled, positives) in acc.items():
+                merged[name][0] += labelled
+                if isinstance(positives, list):
+                    merged[name][1] = [a + b for a, b in zip(merged[name][1], positives)]
+                else:
+                    merged[name][1] += positives
+        return merged
+
+    def extract_output(self, acc: dict[str, list]) -> dict[str, dict]:
+        kinds = {name: kind for name, _, kind, _ in self.tasks}
+        return {name: {"labelled": labelled,
+                       "positives": None if kinds[name] == "regression" else positives}
+                for name, (labelled, positives) in acc.items()}
