@@ -1,0 +1,466 @@
+"""The multi-task training loop, for any tf.distribute strategy.
+
+Keras 3 ``fit()`` fails under MultiWorkerMirroredStrategy, and multi-task methods need
+per-task losses and gradients, so the framework owns its loop: one compiled step run with
+``strategy.run`` over a distributed dataset, a Keras model and a Keras optimizer.
+
+Example:
+    >>> trainer = Trainer(lambda: build_model(), tasks, {"name": "adam", "learning_rate": 1e-3},
+    ...                   epochs=5, early_stopping={"patience": 2}, checkpoint_dir="ckpt")
+    >>> history = trainer.fit(train_ds, val_ds)
+    >>> trainer.evaluate(test_ds)["fraud"]["auc"]
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mtl_tf.training.aggregators import AGGREGATORS
+from mtl_tf.training.checkpointing import Checkpoints
+from mtl_tf.training.diverged import TrainingDiverged
+from mtl_tf.training.early_stopping import EarlyStopping
+from mtl_tf.training.history import History
+from mtl_tf.training.losses import masked_losses, per_example_losses
+from mtl_tf.training.optimizers import build_optimizer
+from mtl_tf.training.sampling import SAMPLERS
+from mtl_tf.training.strategy import is_chief
+from mtl_tf.training.task_metrics import TaskMetrics
+from mtl_tf.training.weighting import WEIGHTINGS
+
+HISTORY_FILE = "history.json"
+EpochCallback = Callable[[int, dict[str, float]], Any]
+
+
+class Trainer:
+    """Trains a multi-task Keras model with per-task masked losses.
+
+    Datasets yield ``(features, labels, masks)``: dicts keyed by feature name, task name and
+    task name; a mask is 1.0 where the row has that task's label. ``(features, labels)`` also
+    works: the masks then come from each task's ``mask(label)`` (NaN or -1 means missing).
+    Batch datasets with the global batch size; the strategy splits each batch across replicas.
+
+    Args:
+        model_fn: builds the model (called inside ``strategy.scope()``); the model maps the
+            feature dict to a dict of outputs keyed by task name.
+        tasks: TaskType objects, in the order of the loss vector.
+        optimizer: optimizer name, ``{"name": ..., **options}`` or a Keras optimizer.
+        weighting: weighting name, config or instance (see ``WEIGHTINGS``).
+        gradient: gradient aggregator name, config or instance (see ``AGGREGATORS``).
+        sampling: task sampler name, config or instance (see ``SAMPLERS``).
+        strategy: a tf.distribute strategy; default: the current one.
+        epochs: the last epoch to train (a resumed run continues up to it).
+        steps_per_epoch: steps per epoch; default one pass over the training data. With a
+            value, the data is read on across epochs and restarted when it runs out.
+        early_stopping: ``{"patience": int, "min_delta": float}`` (or an object with those
+            attributes) to stop when the validation score stops improving and end with the
+            best epoch's weights; None trains every epoch and keeps the last weights.
+        checkpoint_dir: folder for a checkpoint every epoch, the best one and the history.
+        seed: seeds Python, NumPy, TensorFlow and Keras before the model is built.
+        verbose: 1 shows a progress bar per epoch and a line per epoch; 0 is silent.
+        train_metrics: also compute every task metric on the training batches (costs time).
+        jit_compile: compile the step with XLA: True, False or "auto" (on a GPU or TPU with
+            one replica, when every layer supports it, like Keras ``fit``).
+        max_to_keep: epoch checkpoints kept.
+    """
+
+    def __init__(self, model_fn: Callable[[], keras.Model], tasks: Sequence,
+                 optimizer: str | Mapping[str, Any] | keras.optimizers.Optimizer = "adam",
+                 weighting: Any = "static", gradient: Any = "sum", sampling: Any = "joint",
+                 strategy: tf.distribute.Strategy | None = None, epochs: int = 1,
+                 steps_per_epoch: int | None = None, early_stopping: Any = None,
+                 checkpoint_dir: str | os.PathLike | None = None, seed: int = 0, verbose: int = 1,
+                 train_metrics: bool = False, jit_compile: bool | str = "auto", max_to_keep: int = 3):
+        self.tasks = _check_tasks(tasks)
+        self.epochs = _positive_int("epochs", epochs)
+        self.steps_per_epoch = None if steps_per_epoch is None else _positive_int("steps_per_epoch", steps_per_epoch)
+        self.verbose = int(verbose)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
+        keras.utils.set_random_seed(seed)
+        patience, min_delta = _early_stopping_options(early_stopping)
+        with self.strategy.scope():
+            self._model = _check_model(model_fn())
+            self.optimizer = build_optimizer(optimizer)
+            self.optimizer.build(self._model.trainable_variables)
+            self.weighting = WEIGHTINGS.get(weighting, "training.weighting")
+            self.weighting.build(self.tasks)
+            self.aggregator = AGGREGATORS.get(gradient, "training.gradient")
+            self.aggregator.build(self.tasks, self._model.trainable_variables)
+            self.sampler = SAMPLERS.get(sampling, "training.sampling")
+            self.sampler.build(self.tasks)
+            self.train_trackers = TaskMetrics(self.tasks, with_metrics=train_metrics)
+            self.val_trackers = TaskMetrics(self.tasks)
+            self.early_stopping = EarlyStopping(self.tasks, patience, min_delta)
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
+            self._nonfinite = tf.Variable(tf.zeros([len(self.tasks)]), trainable=False, name="nonfinite")
+            self._first_nonfinite = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite")
+        self.jit_compile = _resolve_jit(jit_compile, self.strategy, self._model)
+        self.checkpoints = None if self.checkpoint_dir is None else Checkpoints(
+            self.checkpoint_dir, self.strategy, max_to_keep, model=self._model, optimizer=self.optimizer,
+            epoch=self.epoch, weighting=self.weighting, aggregator=self.aggregator, sampler=self.sampler,
+            early_stopping=self.early_stopping)
+        self._best_weights: list[np.ndarray] | None = None
+        self._train_function = self._make_function(self._train_on_batch)
+        self._eval_function = self._make_function(self._eval_on_batch)
+
+    @property
+    def model(self) -> keras.Model:
+        """The Keras model (after ``fit`` with early stopping: the best epoch's weights)."""
+        return self._model
+
+    # --- public API ---------------------------------------------------------------------
+    def fit(self, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset | None = None, resume: bool = False,
+            on_epoch_end: EpochCallback | None = None) -> History:
+        """Trains up to ``epochs``, validating after each epoch.
+
+        Args:
+            train_ds: batched training data (global batch size).
+            val_ds: batched validation data; needed for early stopping.
+            resume: continue from the newest checkpoint in ``checkpoint_dir`` (from scratch
+                when there is none). With deterministic data the run ends as an uninterrupted
+                one would.
+            on_epoch_end: called as ``on_epoch_end(epoch, logs)`` after each epoch (1-based).
+
+        Returns:
+            The :class:`History`.
+
+        Raises:
+            TrainingDiverged: a task loss became NaN or infinite.
+        """
+        if self.early_stopping.patience is not None and val_ds is None:
+            raise ValueError("early stopping watches the validation metrics, but val_ds is None; "
+                             "pass val_ds or build the Trainer with early_stopping=None")
+        if resume and self.checkpoints is None:
+            raise ValueError("fit(resume=True) needs a checkpoint_dir; received checkpoint_dir=None")
+        history = self._resume() if resume else History()
+        train = self.strategy.experimental_distribute_dataset(train_ds)
+        val = None if val_ds is None else self.strategy.experimental_distribute_dataset(val_ds)
+        steps = self.steps_per_epoch or _cardinality(train_ds)
+        iterator = None
+        for epoch in range(int(self.epoch.numpy()) + 1, self.epochs + 1):
+            logs, iterator = self._train_epoch(epoch, train, iterator, steps)
+            if val is not None:
+                logs.update(self._validation_logs(val, logs))
+            self._end_epoch(epoch, logs, history)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, logs)
+            if self.early_stopping.should_stop:
+                history.stopped_reason = "early_stopping"
+                break
+        self._finish(history)
+        return history
+
+    def evaluate(self, ds: tf.data.Dataset) -> dict[str, dict[str, float]]:
+        """Loss and metrics of every task on ``ds``.
+
+        Returns:
+            ``{task: {"loss": ..., metric: ...}}`` over the labelled rows of each task.
+        """
+        self._run_eval(self.strategy.experimental_distribute_dataset(ds))
+        return self.val_trackers.task_results()
+
+    # --- the compiled step ----------------------------------------------------------------
+    def _make_function(self, on_batch: Callable) -> Callable:
+        """A ``function(iterator) -> bool`` that runs one compiled step; False at the end of data.
+
+        The batch is taken in Python, as the TensorFlow custom-loop guides do: reading it
+        inside the compiled function would, at the end of the data, still run the step's
+        data-independent updates (metric counters) before the error surfaced, and a
+        ``tf.cond`` on an optional element fails under MirroredStrategy.
+        """
+        step = tf.function(on_batch, jit_compile=self.jit_compile, reduce_retracing=True)
+
+        def on_iterator(iterator) -> bool:
+            try:
+                batch = next(iterator)
+            except (StopIteration, tf.errors.OutOfRangeError):
+                return False
+            step(batch)
+            return True
+
+        return on_iterator
+
+    def _train_on_batch(self, batch):
+        flags = self.strategy.run(self._replica_train_step, args=(batch,))
+        flags = self.strategy.reduce(tf.distribute.ReduceOp.SUM, flags, axis=None)
+        first = tf.where(tf.logical_and(tf.reduce_any(flags > 0), self._first_nonfinite < 0),
+                         tf.cast(self.optimizer.iterations, tf.int64), self._first_nonfinite)
+        self._nonfinite.assign_add(flags)
+        self._first_nonfinite.assign(first)
+
+    def _replica_train_step(self, batch):
+        features, labels, masks = self._unpack(batch)
+        replicas = float(self.strategy.num_replicas_in_sync)
+        variables = self._model.trainable_variables
+        with tf.GradientTape(persistent=self.aggregator.needs_task_gradients) as tape:
+            outputs = _check_outputs(self._model(features, training=True), self.tasks)
+            losses, per_example = masked_losses(self.tasks, labels, masks, outputs)
+            weights = self._task_weights(losses)
+            regularization = self._regularization()
+            share = tf.reduce_sum(weights * losses) + regularization / replicas
+            # Sliced inside the tape, so each task's loss can be differentiated on its own.
+            task_losses = tf.unstack(losses) if self.aggregator.needs_task_gradients else None
+        grads = self._gradients(tape, share, task_losses, weights, regularization, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        self.train_trackers.update(labels, masks, outputs, per_example)
+        self.train_trackers.update_objective(weights, share * replicas, regularization)
+        return tf.cast(tf.logical_not(tf.math.is_finite(losses)), tf.float32)
+
+    def _task_weights(self, losses):
+        step = tf.cast(self.optimizer.iterations, tf.int64)
+        if self.weighting.uses_losses:
+            losses = tf.stop_gradient(losses)
+            context = tf.distribute.get_replica_context()
+            if self.strategy.num_replicas_in_sync > 1:
+                losses = context.all_reduce(tf.distribute.ReduceOp.SUM, losses)
+        weights = self.weighting(losses, step)
+        return tf.cast(weights, tf.float32) * self.sampler.active(step, self.epoch)
+
+    def _regularization(self):
+        if not self._model.losses:
+            return tf.constant(0.0)
+        return tf.cast(tf.add_n(self._model.losses), tf.float32)
+
+    def _gradients(self, tape, share, task_losses, weights, regularization, variables):
+        """One backward pass of the weighted sum, or the aggregator over per-task gradients.
+
+        The optimizer sums gradients across replicas, so the per-task path, whose aggregate is
+        already global and the same on every replica, hands it over divided by the replica count.
+        """
+        if not self.aggregator.needs_task_gradients:
+            return tape.gradient(share, variables)
+        replicas = self.strategy.num_replicas_in_sync
+        task_grads = [_zeros_for_none(tape.gradient(loss, variables), variables) for loss in task_losses]
+        if replicas > 1:
+            context = tf.distribute.get_replica_context()
+            task_grads = [context.all_reduce(tf.distribute.ReduceOp.SUM, grads) for grads in task_grads]
+        combined = self.aggregator.aggregate(task_grads, weights)
+        extra = _zeros_for_none(tape.gradient(regularization / replicas, variables), variables)
+        return [g / replicas + r for g, r in zip(combined, extra)]
+
+    def _eval_on_batch(self, batch):
+        self.strategy.run(self._replica_eval_step, args=(batch,))
+
+    def _replica_eval_step(self, batch):
+        features, labels, masks = self._unpack(batch)
+        outputs = _check_outputs(self._model(features, training=False), self.tasks)
+        self.val_trackers.update(labels, masks, outputs, per_example_losses(self.tasks, labels, masks, outputs))
+        self.val_trackers.regularization.update_state(self._regularization())
+
+    def _unpack(self, batch):
+        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+            raise ValueError("datasets must yield (features, labels, masks) or (features, labels) "
+                             f"dicts; received an element of type {type(batch).__name__}")
+        features, labels = batch[0], batch[1]
+        missing = [t.name for t in self.tasks if t.name not in labels]
+        if missing:
+            raise ValueError(f"the labels lack task(s) {', '.join(missing)}; "
+                             f"received label keys: {', '.join(sorted(labels))}")
+        masks = batch[2] if len(batch) == 3 else {t.name: t.mask(labels[t.name]) for t in self.tasks}
+        return features, {t.name: t.clean(labels[t.name]) for t in self.tasks}, masks
+
+    # --- epochs ---------------------------------------------------------------------------
+    def _train_epoch(self, epoch, train, iterator, steps):
+        """One epoch of training; returns its logs and the iterator (kept with steps_per_epoch)."""
+        self.train_trackers.reset()
+        if iterator is None or self.steps_per_epoch is None:
+            iterator = iter(train)
+        progbar = self._progbar(epoch, steps)
+        every = max(1, (steps or 1000) // 50)
+        start_step = int(self.optimizer.iterations.numpy())
+        started, step = time.perf_counter(), 0
+        fresh = True
+        while self.steps_per_epoch is None or step < self.steps_per_epoch:
+            if not bool(self._train_function(iterator)):
+                if self.steps_per_epoch is None or fresh:
+                    break
+                iterator, fresh = iter(train), True
+                continue
+            fresh = False
+            step += 1
+            if step % every == 0:
+                self._check_finite(epoch, start_step)
+                if progbar is not None and step != steps:
+                    progbar.update(step, [("loss", float(self.train_trackers.total.result()))])
+        self._check_finite(epoch, start_step)
+        elapsed = time.perf_counter() - started
+        if step == 0:
+            raise ValueError("the training dataset yielded no batch; check that it is not empty")
+        if progbar is not None:
+            progbar.update(step, [("loss", float(self.train_trackers.total.result()))], finalize=True)
+        return self._train_logs(epoch, step, elapsed), iterator
+
+    def _progbar(self, epoch, steps):
+        if not self.verbose or not is_chief(self.strategy):
+            return None
+        print(f"Epoch {epoch}/{self.epochs}")
+        return keras.utils.Progbar(steps, stateful_metrics=["loss"])
+
+    def _train_logs(self, epoch, steps, elapsed):
+        logs: dict[str, float] = {"epoch": epoch}
+        for task, values in self.train_trackers.task_results().items():
+            logs.update({f"{task}/{name}": value for name, value in values.items()})
+        logs.update({f"{task}/weight": w for task, w in self.train_trackers.task_weights().items()})
+        logs["loss"] = float(self.train_trackers.total.result())
+        logs["epoch_time_s"] = elapsed
+        logs["steps_per_s"] = steps / elapsed if elapsed > 0 else float("nan")
+        return logs
+
+    def _run_eval(self, dataset):
+        self.val_trackers.reset()
+        iterator = iter(dataset)
+        while bool(self._eval_function(iterator)):
+            pass
+
+    def _validation_logs(self, val, train_logs):
+        self._run_eval(val)
+        logs, total = {}, float(self.val_trackers.regularization.result())
+        for task, values in self.val_trackers.task_results().items():
+            logs.update({f"{task}/val_{name}": value for name, value in values.items()})
+            total += train_logs[f"{task}/weight"] * values["loss"]
+        logs["val_loss"] = total
+        return logs
+
+    def _end_epoch(self, epoch, logs, history):
+        """Best-score bookkeeping, checkpoints and history for a finished epoch."""
+        self._check_weights_finite(epoch)
+        self.epoch.assign(epoch)
+        score = self.early_stopping.score(logs)
+        if score is not None and self.early_stopping.update(score, epoch):
+            self._best_weights = self._model.get_weights()
+            if self.checkpoints is not None:
+                self.checkpoints.save_best(epoch)
+        history.epochs.append(logs)
+        if self.checkpoints is not None:
+            self.checkpoints.save(epoch)
+            if self.checkpoints.chief:
+                self._record(history).write(Path(self.checkpoint_dir) / HISTORY_FILE)
+        if self.verbose and is_chief(self.strategy):
+            print(_summary(logs))
+
+    def _record(self, history):
+        history.best_epoch, history.best_score = self.early_stopping.best
+        return history
+
+    def _finish(self, history):
+        self._record(history)
+        if self.early_stopping.patience is not None and self._best_weights is not None:
+            self._model.set_weights(self._best_weights)
+
+    def _resume(self) -> History:
+        """Restores the newest checkpoint, the best weights and the earlier epochs' logs."""
+        best = self.checkpoints.latest_best
+        if best:
+            self.checkpoints.read_model_only(best)
+            self._best_weights = self._model.get_weights()
+        path = self.checkpoints.restore_latest()
+        if path is None:
+            return History()
+        done = int(self.epoch.numpy())
+        if self.verbose and is_chief(self.strategy):
+            print(f"Resuming from {path} after epoch {done}")
+        saved = Path(self.checkpoint_dir) / HISTORY_FILE
+        history = History.read(saved) if saved.is_file() else History()
+        history.epochs = [logs for logs in history.epochs if logs.get("epoch", 0) <= done]
+        history.stopped_reason = "completed"
+        return history
+
+    # --- divergence -----------------------------------------------------------------------
+    def _check_finite(self, epoch, start_step):
+        first = int(self._first_nonfinite.numpy())
+        if first < 0:
+            return
+        flags = self._nonfinite.numpy()
+        tasks = [task.name for task, bad in zip(self.tasks, flags) if bad > 0]
+        raise TrainingDiverged(tasks, epoch, first - start_step, self._last_checkpoint())
+
+    def _check_weights_finite(self, epoch):
+        finite = all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self._model.trainable_variables)
+        if not finite:
+            steps = int(self.optimizer.iterations.numpy())
+            raise TrainingDiverged([t.name for t in self.tasks], epoch, steps, self._last_checkpoint())
+
+    def _last_checkpoint(self):
+        return None if self.checkpoints is None else self.checkpoints.latest
+
+
+def _zeros_for_none(grads: Sequence, variables: Sequence) -> list[tf.Tensor]:
+    # tape.gradient(unconnected_gradients=ZERO) fails on Keras variables (string dtypes).
+    return [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(grads, variables)]
+
+
+def _summary(logs: Mapping[str, float]) -> str:
+    keys = ["loss", "val_loss"] + [k for k in logs if "/val_" in k and not k.endswith("/val_loss")]
+    parts = [f"{k}={logs[k]:.4f}" for k in keys if k in logs]
+    return f"epoch {logs['epoch']}: " + " ".join(parts) + f" ({logs['epoch_time_s']:.1f}s)"
+
+
+def _cardinality(ds: tf.data.Dataset) -> int | None:
+    count = int(ds.cardinality().numpy())
+    return count if count > 0 else None
+
+
+def _check_tasks(tasks: Sequence) -> list:
+    tasks = list(tasks)
+    if not tasks:
+        raise ValueError("Trainer needs at least one task; received an empty task list")
+    names = [t.name for t in tasks]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"task names must be unique; repeated: {', '.join(dupes)}")
+    return tasks
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; received {value!r}")
+    return int(value)
+
+
+def _early_stopping_options(spec: Any) -> tuple[int | None, float]:
+    if spec is None:
+        return None, 0.0
+    if hasattr(spec, "model_dump"):
+        spec = spec.model_dump()
+    if not isinstance(spec, Mapping):
+        raise TypeError(f"early_stopping must be a dict {{patience, min_delta}} or None; received {spec!r}")
+    unknown = sorted(set(spec) - {"patience", "min_delta"})
+    if unknown:
+        raise ValueError(f"early_stopping: unknown option(s) {', '.join(unknown)}; allowed: min_delta, patience")
+    return spec.get("patience", 3), float(spec.get("min_delta", 0.0))
+
+
+def _check_model(model: Any) -> keras.Model:
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model_fn must return a keras.Model; received {type(model).__name__}")
+    return model
+
+
+def _check_outputs(outputs: Any, tasks: Sequence) -> Mapping[str, tf.Tensor]:
+    if not isinstance(outputs, Mapping):
+        raise ValueError("the model must return a dict of outputs keyed by task name; "
+                         f"received {type(outputs).__name__}")
+    missing = [t.name for t in tasks if t.name not in outputs]
+    if missing:
+        raise ValueError(f"the model has no output for task(s) {', '.join(missing)}; "
+                         f"its outputs: {', '.join(sorted(outputs))}")
+    return outputs
+
+
+def _resolve_jit(jit_compile: bool | str, strategy: tf.distribute.Strategy, model: keras.Model) -> bool:
+    if jit_compile not in (True, False, "auto"):
+        raise ValueError(f"jit_compile must be True, False or 'auto'; received {jit_compile!r}")
+    if jit_compile != "auto":
+        return bool(jit_compile)
+    accelerators = [d for d in tf.config.list_physical_devices() if d.device_type != "CPU"]
+    if not accelerators or strategy.num_replicas_in_sync > 1:
+        return False
+    layers = model._flatten_layers() if hasattr(model, "_flatten_layers") else model.layers
+    return all(getattr(layer, "supports_jit", True) for layer in layers)

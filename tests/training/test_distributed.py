@@ -1,0 +1,88 @@
+"""The loop under MirroredStrategy and MultiWorkerMirroredStrategy equals a single-replica run
+with the same global batch. Each run is a fresh process: devices and clusters are fixed
+before TensorFlow initialises."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).with_name("distributed_worker.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env(**extra):
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def _run(args, env, timeout=300):
+    done = subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _weights(path, prefix):
+    data = np.load(path)
+    keys = sorted((k for k in data.files if k.startswith(prefix)), key=lambda k: int(k.rsplit("_", 1)[1]))
+    return [data[k] for k in keys]
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_mirrored_over_two_devices_equals_the_default_strategy(tmp_path):
+    out = tmp_path / "mirrored.npz"
+    _run(["mirrored", str(out)], _env())
+    mirrored, default = _weights(out, "mirrored_"), _weights(out, "default_")
+    assert len(mirrored) == len(default) > 0
+    for got, want in zip(mirrored, default):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    auc = np.load(out)["val_auc"]
+    assert auc[0] == pytest.approx(auc[1], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_two_workers_end_identical_and_equal_to_one_process(tmp_path):
+    single = tmp_path / "single.npz"
+    _run(["single", str(single)], _env())
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    ckpt = tmp_path / "ckpt"
+    procs = []
+    try:
+        for index in range(2):
+            config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+            procs.append(subprocess.Popen(
+                [sys.executable, str(SCRIPT), "multi_worker", str(tmp_path / f"w{index}.npz"), str(ckpt)],
+                env=_env(TF_CONFIG=json.dumps(config)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                text=True))
+        for proc in procs:
+            _, err = proc.communicate(timeout=400)
+            assert proc.returncode == 0, err[-3000:]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    w0, w1 = _weights(tmp_path / "w0.npz", "w_"), _weights(tmp_path / "w1.npz", "w_")
+    reference = _weights(single, "w_")
+    for a, b, ref in zip(w0, w1, reference):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, ref, rtol=0, atol=1e-5)
+    assert (ckpt / "ckpt-2.index").exists()
+    assert not any(p.name.startswith(".scratch") for p in ckpt.iterdir())
