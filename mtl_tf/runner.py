@@ -151,8 +151,10 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         start = time.perf_counter()
         data = datasets(recipe, spec, tasks)
         trainer = make_trainer(recipe, spec, tasks, run_dir, verbose)
+        batch = recipe.training.batch_size
         history = trainer.fit(data["train"], data["validation"], resume=resume,
-                              on_epoch_end=lambda epoch, logs: tracked.log_epoch(epoch, logs))
+                              on_epoch_end=lambda epoch, logs: tracked.log_epoch(epoch, logs),
+                              expected_steps=-(-spec.splits["train"].num_examples // batch))
         timings["train"] = time.perf_counter() - start
 
         start = time.perf_counter()

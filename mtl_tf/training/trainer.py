@@ -117,7 +117,7 @@ class Trainer:
 
     # --- public API ---------------------------------------------------------------------
     def fit(self, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset | None = None, resume: bool = False,
-            on_epoch_end: EpochCallback | None = None) -> History:
+            on_epoch_end: EpochCallback | None = None, expected_steps: int | None = None) -> History:
         """Trains up to ``epochs``, validating after each epoch.
 
         Args:
@@ -127,6 +127,8 @@ class Trainer:
                 when there is none). With deterministic data the run ends as an uninterrupted
                 one would.
             on_epoch_end: called as ``on_epoch_end(epoch, logs)`` after each epoch (1-based).
+            expected_steps: steps per epoch for the progress bar when the dataset cannot
+                tell (files of unknown length); later epochs use the count of the first.
 
         Returns:
             The :class:`History`.
@@ -143,9 +145,11 @@ class Trainer:
         train = self.strategy.experimental_distribute_dataset(train_ds)
         val = None if val_ds is None else self.strategy.experimental_distribute_dataset(val_ds)
         steps = self.steps_per_epoch or _cardinality(train_ds)
+        progress_steps = steps or expected_steps
         iterator = None
         for epoch in range(int(self.epoch.numpy()) + 1, self.epochs + 1):
-            logs, iterator = self._train_epoch(epoch, train, iterator, steps)
+            logs, iterator = self._train_epoch(epoch, train, iterator, steps, progress_steps)
+            progress_steps = steps or logs["steps"]
             if val is not None:
                 logs.update(self._validation_logs(val, logs))
             self._end_epoch(epoch, logs, history)
@@ -267,13 +271,13 @@ class Trainer:
         return features, {t.name: t.clean(labels[t.name]) for t in self.tasks}, masks
 
     # --- epochs ---------------------------------------------------------------------------
-    def _train_epoch(self, epoch, train, iterator, steps):
+    def _train_epoch(self, epoch, train, iterator, steps, progress_steps):
         """One epoch of training; returns its logs and the iterator (kept with steps_per_epoch)."""
         self.train_trackers.reset()
         if iterator is None or self.steps_per_epoch is None:
             iterator = iter(train)
-        progbar = self._progbar(epoch, steps)
-        every = max(1, (steps or 1000) // 50)
+        progbar = self._progbar(epoch, progress_steps)
+        every = max(1, (progress_steps or 1000) // 50)
         start_step = int(self.optimizer.iterations.numpy())
         started, step = time.perf_counter(), 0
         fresh = True
@@ -287,7 +291,7 @@ class Trainer:
             step += 1
             if step % every == 0:
                 self._check_finite(epoch, start_step)
-                if progbar is not None and step != steps:
+                if progbar is not None and step != progress_steps:
                     progbar.update(step, [("loss", float(self.train_trackers.total.result()))])
         self._check_finite(epoch, start_step)
         elapsed = time.perf_counter() - started
@@ -309,6 +313,7 @@ class Trainer:
             logs.update({f"{task}/{name}": value for name, value in values.items()})
         logs.update({f"{task}/weight": w for task, w in self.train_trackers.task_weights().items()})
         logs["loss"] = float(self.train_trackers.total.result())
+        logs["steps"] = steps
         logs["epoch_time_s"] = elapsed
         logs["steps_per_s"] = steps / elapsed if elapsed > 0 else float("nan")
         return logs
