@@ -7,6 +7,7 @@ MLflow run. Each stage is a library call; this module only wires them in order.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,10 +71,10 @@ def preprocess(recipe: Recipe, beam_args: Sequence[str] = (), skip: bool = False
     return spec
 
 
-def make_trainer(recipe: Recipe, spec: Any, tasks: Sequence[Any], run_dir: Path, verbose: int = 1):
-    """The Trainer for a recipe: strategy, model factory, methods and checkpoints."""
+def make_trainer(recipe: Recipe, spec: Any, tasks: Sequence[Any], run_dir: Path, strategy: Any, verbose: int = 1):
+    """The Trainer for a recipe: model factory, methods and checkpoints under ``strategy``."""
     from mtl_tf.models import build_model
-    from mtl_tf.training import Trainer, make_strategy
+    from mtl_tf.training import Trainer
 
     training = recipe.training
     stopping = training.early_stopping.model_dump() if training.early_stopping else None
@@ -84,7 +85,7 @@ def make_trainer(recipe: Recipe, spec: Any, tasks: Sequence[Any], run_dir: Path,
         weighting=training.weighting.as_dict(),
         gradient=training.gradient.as_dict(),
         sampling=training.sampling.as_dict(),
-        strategy=make_strategy(training.distribution.strategy),
+        strategy=strategy,
         epochs=training.epochs,
         steps_per_epoch=training.steps_per_epoch,
         early_stopping=stopping,
@@ -125,8 +126,8 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         echo: where progress lines go.
     """
     from mtl_tf.tasks import build_tasks
-    from mtl_tf.tracking.run import TrackedRun
-    from mtl_tf.tracking.uri import resolve_tracking_uri
+    from mtl_tf.training import make_strategy
+    from mtl_tf.training.strategy import is_chief
 
     timings: dict[str, float] = {}
     run_dir = Path(recipe.run_dir)
@@ -138,9 +139,11 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
     timings["preprocess"] = time.perf_counter() - start
 
     tasks = build_tasks(recipe.tasks)
-    uri = resolve_tracking_uri(tracking_uri, recipe.tracking.tracking_uri)
-    experiment = recipe.tracking.experiment or recipe.name
-    with TrackedRun(experiment, run_name=recipe.name, tracking_uri=uri) as tracked:
+    strategy = make_strategy(recipe.training.distribution.strategy)
+    # Every worker trains and evaluates (collective ops); only the chief tracks, exports, registers.
+    chief = is_chief(strategy)
+    uri, tracked_run = _tracking(recipe, tracking_uri, chief)
+    with tracked_run as tracked:
         tracked.log_params(flatten(recipe))
         tracked.set_tags({"mtl.recipe": recipe.name, "mtl.tasks": ",".join(recipe.task_names)})
         if recipe_path:
@@ -150,7 +153,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
 
         start = time.perf_counter()
         data = datasets(recipe, spec, tasks)
-        trainer = make_trainer(recipe, spec, tasks, run_dir, verbose)
+        trainer = make_trainer(recipe, spec, tasks, run_dir, strategy, verbose)
         batch = recipe.training.batch_size
         history = trainer.fit(data["train"], data["validation"], resume=resume,
                               on_epoch_end=lambda epoch, logs: tracked.log_epoch(epoch, logs),
@@ -162,6 +165,9 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         tracked.log_metrics({f"{task}/test_{metric}": value
                              for task, metrics in test_metrics.items() for metric, value in metrics.items()})
         timings["evaluate"] = time.perf_counter() - start
+        if not chief:
+            return RunResult(run_dir=run_dir, dataset_path=Path(spec.root) / "dataset.json",
+                             report_path=run_dir / "report.md", test_metrics=test_metrics, timings=timings)
 
         start = time.perf_counter()
         export_dir, skew = export_and_check(recipe, spec, tasks, trainer.model, run_dir, tracked.run_id)
@@ -184,6 +190,26 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         return RunResult(run_dir=run_dir, dataset_path=Path(spec.root) / "dataset.json", report_path=report_path,
                          test_metrics=test_metrics, export_dir=export_dir, run_id=tracked.run_id, tracking_uri=uri,
                          model_name=name if register else None, model_version=version, timings=timings)
+
+
+def _tracking(recipe: Recipe, tracking_uri: str | None, chief: bool) -> tuple[str | None, Any]:
+    """(tracking URI, run context): a real MLflow run on the chief, a silent one elsewhere."""
+    if not chief:
+        return None, contextlib.nullcontext(_Untracked())
+    from mtl_tf.tracking.run import TrackedRun
+    from mtl_tf.tracking.uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri, recipe.tracking.tracking_uri)
+    return uri, TrackedRun(recipe.tracking.experiment or recipe.name, run_name=recipe.name, tracking_uri=uri)
+
+
+class _Untracked:
+    """Stands where a TrackedRun would on non-chief workers: they log nothing."""
+
+    run_id = None
+
+    def __getattr__(self, name: str) -> Callable:
+        return lambda *args, **kwargs: None
 
 
 def export_and_check(recipe: Recipe, spec: Any, tasks: Sequence[Any], model: Any, run_dir: Path,

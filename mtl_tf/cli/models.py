@@ -52,12 +52,20 @@ def describe(name: str, tracking_uri: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return
-    click.echo(f"{info['name']}  aliases: {info.get('aliases') or '-'}")
-    for version in info.get("versions", []):
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(version.get("metrics", {}).items()))
-        click.echo(f"  v{version['version']}  run {version.get('run_id')}  {metrics}")
-        if version.get("export_location"):
-            click.echo(f"      export: {version['export_location']}")
+    aliases = ", ".join(f"{alias}=v{version}" for alias, version in sorted(info["aliases"].items()))
+    click.echo(f"{info['name']}  aliases: {aliases or '-'}")
+    for version in info["versions"]:
+        held = f"  [{', '.join(version['aliases'])}]" if version["aliases"] else ""
+        click.echo(f"  v{version['version']}{held}  run {version['run_id']}")
+        for task, row in version["primary"].items():
+            shown = _fmt(row.get("value"))
+            direction = "higher" if row.get("higher_is_better", True) else "lower"
+            click.echo(f"      {task}: {row['metric']} {shown} ({direction} is better)")
+        if version["tags"].get("export_location"):
+            click.echo(f"      export: {version['tags']['export_location']}")
+        reason = next((v for k, v in version["tags"].items() if k.endswith(".reason")), None)
+        if reason:
+            click.echo(f"      forced promotion reason: {reason}")
 
 
 @models.command()
@@ -76,4 +84,13 @@ def promote(name: str, version: int, alias: str, force: bool, reason: str | None
 
     _connect(tracking_uri)
     result = promote_version(name, version, alias=alias, force=force, reason=reason, tolerance=tolerance)
-    click.echo(str(result))
+    previous = f"v{result.previous}" if result.previous is not None else "nobody"
+    click.echo(f"{name}: alias '{alias}' moved from {previous} to v{result.version}"
+               + (f" (forced: {result.reason})" if result.forced else ""))
+    for task, row in result.comparison.items():
+        click.echo(f"  {task}: {row['metric']} {_fmt(row['current'])} -> {_fmt(row['candidate'])}"
+                   + ("  REGRESSED" if row["regressed"] else ""))
+
+
+def _fmt(value: float | None) -> str:
+    return "missing" if value is None else f"{value:.4f}"

@@ -31,7 +31,6 @@ SERVING_DEFAULT = "serving_default"
 SERVE_FEATURES = "serve_features"
 TASK_SIGNATURE_PREFIX = "predict_"
 EXAMPLES_INPUT = "examples"
-SAVED_MODEL_DIR = "saved_model"
 KERAS_FILE = "model.keras"
 SIGNATURES_FILE = "signatures.json"
 
@@ -46,7 +45,8 @@ class ExportResult:
     """Where an export was written.
 
     Attributes:
-        saved_model_dir: the SavedModel folder (what TF Serving loads).
+        saved_model_dir: the SavedModel folder (what TF Serving loads): ``export_dir`` itself,
+            so a folder of numbered exports is a TF Serving ``model_base_path``.
         keras_path: the native Keras file, for reloading with ``keras.saving.load_model``.
         signatures: the signature names in the SavedModel, ``serving_default`` first.
         signatures_file: a JSON description of each signature's inputs and outputs.
@@ -60,7 +60,11 @@ class ExportResult:
 
 def export_model(model: keras.Model, spec: DatasetSpec, tasks: Sequence[Any],
                  export_dir: str | Path, overwrite: bool = False) -> ExportResult:
-    """Writes ``export_dir/saved_model``, ``export_dir/model.keras`` and ``signatures.json``.
+    """Writes a SavedModel into ``export_dir``, with ``model.keras`` and ``signatures.json`` beside it.
+
+    TF Serving loads ``<model_base_path>/<version>/saved_model.pb``: export into
+    ``<base>/<version number>`` and point the server at ``<base>``; the extra files do not
+    disturb it.
 
     Args:
         model: a functional Keras model with dict inputs keyed by feature name and dict
@@ -68,7 +72,7 @@ def export_model(model: keras.Model, spec: DatasetSpec, tasks: Sequence[Any],
         spec: the dataset spec the model was trained on; its features define the parsing.
         tasks: the TaskType objects (or anything with ``.name``) to serve, in output order.
         export_dir: the folder to write into.
-        overwrite: replace an existing ``saved_model`` folder instead of refusing.
+        overwrite: replace an existing export in ``export_dir`` instead of refusing.
 
     Returns:
         An :class:`ExportResult` with the paths written and the signature names.
@@ -82,7 +86,7 @@ def export_model(model: keras.Model, spec: DatasetSpec, tasks: Sequence[Any],
     task_names = _check_tasks(tasks, outputs)
     _check_inputs(inputs, spec)
     export_dir = Path(export_dir)
-    saved_model_dir = _prepare_dir(export_dir / SAVED_MODEL_DIR, overwrite)
+    saved_model_dir = _prepare_dir(export_dir, overwrite)
 
     endpoints = _build_endpoints(model, spec, inputs, outputs, task_names)
     archive = keras.export.ExportArchive()
@@ -147,10 +151,10 @@ def _check_inputs(inputs: dict[str, Any], spec: DatasetSpec) -> None:
 
 
 def _prepare_dir(path: Path, overwrite: bool) -> Path:
-    if path.exists() and any(path.iterdir()):
+    if (path / "saved_model.pb").exists():
         if not overwrite:
             raise FileExistsError(f"{str(path)!r} already holds an export; pass overwrite=True "
-                                  "(--overwrite) to replace it, or choose another export_dir")
+                                  "to replace it, or choose another export_dir")
         shutil.rmtree(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path

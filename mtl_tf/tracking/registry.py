@@ -22,7 +22,6 @@ from mtl_tf.errors import did_you_mean
 from mtl_tf.tracking._client import is_not_found, make_client
 
 EXPORT_ARTIFACT_PATH = "export"
-SAVED_MODEL_DIR = "saved_model"
 METRIC_PREFIX = "metric."
 PRIMARY_PREFIX = "primary."
 DIRECTION_SUFFIX = ".higher_is_better"
@@ -168,10 +167,6 @@ def _describe_version(version: Any, aliases: Mapping[str, int]) -> dict[str, Any
 
 
 def _location_tags(export_dir: Path, source: str) -> dict[str, str]:
-    saved_model = export_dir / SAVED_MODEL_DIR
-    if saved_model.is_dir():
-        return {"export_location": str(saved_model.resolve()),
-                "export_artifact_uri": f"{source}/{SAVED_MODEL_DIR}"}
     return {"export_location": str(export_dir.resolve()), "export_artifact_uri": source}
 
 

@@ -125,7 +125,7 @@ def test_run_end_to_end_registers_a_servable_model_and_gates_promotion(workdir):
     # The export answers TF Serving style requests: serialized tf.Example in, every task out.
     spec = DatasetSpec.read("artifacts/fraud_signals/dataset")
     exports = sorted(Path("artifacts/fraud_signals/export").iterdir())
-    loaded = tf.saved_model.load(str(exports[-1] / "saved_model"))
+    loaded = tf.saved_model.load(str(exports[-1]))
     outputs = loaded.signatures["serving_default"](examples=tf.constant(raw_examples(spec, "test", 5)))
     assert sorted(outputs) == ["account_takeover", "default_risk", "transaction_fraud"]
     assert outputs["transaction_fraud"].shape == (5,)

@@ -90,7 +90,7 @@ def test_keras_file_reloads_and_predicts_the_same(exported):
 def test_export_refuses_to_overwrite_an_existing_export(exported):
     model, result, _ = exported
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        export_model(model, make_spec(), make_tasks(), result.saved_model_dir.parent)
+        export_model(model, make_spec(), make_tasks(), result.saved_model_dir)
 
 
 def test_unknown_task_is_named_with_the_model_outputs(tmp_path):
@@ -100,4 +100,4 @@ def test_unknown_task_is_named_with_the_model_outputs(tmp_path):
     wrong[0].name = "frawd"
     with pytest.raises(ValueError, match="task 'frawd' is not a model output.*did you mean 'fraud'"):
         export_model(model, make_spec(), wrong, tmp_path)
-    assert not (tmp_path / "saved_model").exists()
+    assert not (tmp_path / "saved_model.pb").exists()

@@ -7,8 +7,8 @@ PRIMARY = {"fraud": ("auc", True), "amount": ("rmse", False)}
 
 def fake_export(folder):
     """An export folder's layout; the files' content does not matter to the registry."""
-    (folder / "saved_model").mkdir(parents=True)
-    (folder / "saved_model" / "saved_model.pb").write_bytes(b"pb")
+    folder.mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"pb")
     (folder / "signatures.json").write_text("{}")
     return folder
 
@@ -35,11 +35,11 @@ def test_register_export_creates_numbered_versions_with_tags(store, client, tmp_
     assert version.tags["metric.amount.rmse"] == "2.5"
     assert version.tags["primary.fraud"] == "auc"
     assert version.tags["primary.amount.higher_is_better"] == "false"
-    assert version.tags["export_location"] == str((export / "saved_model").resolve())
-    assert version.tags["export_artifact_uri"] == version.source + "/saved_model"
+    assert version.tags["export_location"] == str(export.resolve())
+    assert version.tags["export_artifact_uri"] == version.source
     assert client.get_model_version("fraud_model", "1").tags["recipe"] == "fraud_signals"
     logged = {a.path for a in client.list_artifacts(second_run, "export")}
-    assert logged == {"export/saved_model", "export/signatures.json"}
+    assert logged == {"export/saved_model.pb", "export/signatures.json"}
 
 
 def test_describe_and_list_read_versions_metrics_and_aliases(store, client, tmp_path):
@@ -86,7 +86,7 @@ def test_registered_real_export_loads_from_the_artifact_store(store, client, tmp
 
     tasks = make_tasks()
     result = export_model(make_model(tasks), make_spec(), tasks, tmp_path / "export")
-    version = register_export(run_id(store), result.saved_model_dir.parent, "tiny",
+    version = register_export(run_id(store), result.saved_model_dir, "tiny",
                               {"fraud/auc": 0.8}, {"fraud": ("auc", True)}, tracking_uri=store["uri"])
     uri = client.get_model_version("tiny", str(version)).tags["export_artifact_uri"]
     local = download_artifacts(artifact_uri=uri, dst_path=str(tmp_path / "download"))
