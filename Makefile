@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MTL := $(VENV)/bin/mtl
 STAMP := $(VENV)/.installed
-DEMO_ROWS ?= 20000
+DEMO_ROWS ?= 50000
 
 .PHONY: install demo test test-fast bench clean
 
