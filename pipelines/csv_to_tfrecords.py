@@ -67,26 +67,27 @@ def build_pipeline(pipeline, recipe: Recipe, files: list[str], out_dir: str) -> 
     Raises:
         ValueError: a file lacks a column the recipe reads.
     """
-    from pipelines.transforms import (REJECTS, ROWS, AssignSplits, ComputeStatistics, CountLabels,
-                                      CountRows, ParseRows, PartitionSplits, ReadCsvLines,
-                                      WriteExamples, WriteRejects, WriteSummary)
+    import apache_beam as beam
+
+    from pipelines.transforms import (EXAMPLES, REJECTS, REJECTS_FILE, SUMMARIES, SUMMARY_FILE, ConvertRows,
+                                      ReadCsvBatches, ShardExamples, SummarizeBatches, WriteFiles,
+                                      example_files)
 
     headers = read_headers(files, recipe.data.source.delimiter)
     check_headers(recipe, headers)
-    splits = list(active_splits(recipe.data.split))
-    lines = pipeline | "ReadCsv" >> ReadCsvLines(files)
-    parsed = lines | "Parse" >> ParseRows(recipe, headers)
-    assigned = parsed[ROWS] | "AssignSplit" >> AssignSplits(recipe.data.split)
-    parts = assigned | "BySplit" >> PartitionSplits(splits)
-    for split in splits:
-        _ = parts[split] | f"Write {split}" >> WriteExamples(out_dir, split, recipe.data.shards)
-    _ = parsed[REJECTS] | "WriteRejects" >> WriteRejects(out_dir)
-    summary = {
-        "statistics": parts["train"] | "Statistics" >> ComputeStatistics(recipe.data.features),
-        "labels": assigned | "LabelCounts" >> CountLabels(recipe.tasks),
-        "counts": {"lines": lines, "rows": assigned, "rejects": parsed[REJECTS]} | "Counts" >> CountRows(),
-    }
-    _ = summary | "Summary" >> WriteSummary(out_dir)
+    shards = recipe.data.shards
+    names = [name for split in active_splits(recipe.data.split) for name in example_files(split, shards)]
+    converted = (pipeline
+                 | "ReadCsv" >> ReadCsvBatches(files)
+                 | "Convert" >> ConvertRows(recipe, headers))
+    examples = converted[EXAMPLES] | "Shard" >> ShardExamples(shards)
+    rejects = converted[REJECTS] | "RejectLines" >> beam.Map(lambda reject: (REJECTS_FILE, [json.dumps(reject)]))
+    summary = (converted[SUMMARIES]
+               | "Summarize" >> SummarizeBatches(recipe.data.features, recipe.tasks)
+               | "SummaryJson" >> beam.Map(lambda merged: (SUMMARY_FILE, [json.dumps(merged, sort_keys=True)])))
+    _ = ((examples, rejects, summary)
+         | "Outputs" >> beam.Flatten()
+         | "WriteFiles" >> WriteFiles(out_dir, [*names, REJECTS_FILE, SUMMARY_FILE]))
 
 
 def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = None) -> PreprocessResult:
@@ -149,9 +150,12 @@ def clear_outputs(out: Path) -> None:
 
 
 def remove_temp_dirs(out: Path) -> None:
-    """Removes the ``beam-temp-*`` folders some runners leave after finalizing their files."""
+    """Removes the ``beam-temp-*`` folders and files that failed or retried writes leave."""
     for temp in [*out.glob("beam-temp-*"), *out.glob(f"{REJECTS_DIR}/beam-temp-*")]:
-        shutil.rmtree(temp, ignore_errors=True)
+        if temp.is_dir():
+            shutil.rmtree(temp, ignore_errors=True)
+        else:
+            temp.unlink(missing_ok=True)
 
 
 def _check_counts(result: PreprocessResult) -> None:

@@ -1,9 +1,9 @@
 """The CSV conversion in one Python process, without Beam: the baseline for benchmarks.
 
-It reads, parses, validates, splits and encodes with the very functions the Beam pipeline
-uses (:class:`pipelines.rows.RowParser`, :func:`pipelines.splits.assign_split`,
-:func:`pipelines.encoding.encode_example`), and writes the same shard names, so the two
-differ only in the execution engine. It computes no statistics and writes no
+It reads, parses, validates, splits, encodes and summarizes with the very code the Beam
+pipeline runs (:class:`pipelines.batches.BatchConverter`, on the same batch size, and
+:class:`pipelines.statistics.SummaryFn`), and writes the same shard names, rejects file and
+``summary.json``, so the two differ only in the execution engine. It writes no
 ``dataset.json``: use :func:`pipelines.csv_to_tfrecords.run` for a dataset.
 """
 
@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from mtl_tf.recipe.schema import Recipe
-from pipelines.encoding import encode_example
-from pipelines.rows import RowParser, RowRejected, reject_record
+from pipelines.batches import BatchConverter
 from pipelines.sources import check_headers, read_headers
-from pipelines.splits import active_splits, assign_split
+from pipelines.transforms import BATCH_SIZE, REJECTS_FILE, SUMMARY_FILE, example_files
 
 
 def convert(recipe: Recipe, files: Sequence[str], out_dir: str | Path) -> int:
-    """Writes ``<split>-SSSSS-of-NNNNN.tfrecord.gz`` shards and a rejects file from CSV files.
+    """Writes ``<split>-SSSSS-of-NNNNN.tfrecord.gz`` shards, a rejects file and ``summary.json``.
 
     Args:
         recipe: the recipe (features, tasks, split, shards).
@@ -38,27 +37,40 @@ def convert(recipe: Recipe, files: Sequence[str], out_dir: str | Path) -> int:
     files = [str(Path(f).resolve()) for f in files]
     headers = read_headers(files, recipe.data.source.delimiter)
     check_headers(recipe, headers)
+    converter = BatchConverter(recipe, headers)
     out = Path(out_dir)
-    (out / "rejects").mkdir(parents=True, exist_ok=True)
-    fractions, seed, shards = active_splits(recipe.data.split), recipe.data.split.seed, recipe.data.shards
-    written = {split: 0 for split in fractions}
+    (out / REJECTS_FILE).parent.mkdir(parents=True, exist_ok=True)
+    shards = recipe.data.shards
+    written = {split: 0 for split in converter.fractions}
+    summary = converter.summary_fn.create_accumulator()
     with ExitStack() as stack:
-        writers = {split: [stack.enter_context(tf.io.TFRecordWriter(
-            str(out / f"{split}-{i:05d}-of-{shards:05d}.tfrecord.gz"), options="GZIP"))
-            for i in range(shards)] for split in fractions}
-        rejects = stack.enter_context((out / "rejects" / "rejects-00000-of-00001.jsonl").open("w"))
+        writers = {split: [stack.enter_context(tf.io.TFRecordWriter(str(out / name), options="GZIP"))
+                           for name in example_files(split, shards)] for split in written}
+        rejects = stack.enter_context((out / REJECTS_FILE).open("w"))
         for path in files:
-            parser = RowParser(recipe, headers[path])
-            for line in _data_lines(path):
-                try:
-                    key, values = parser.parse_line(line)
-                except RowRejected as reject:
-                    rejects.write(json.dumps(reject_record(path, line, reject)) + "\n")
-                    continue
-                split = assign_split(key, fractions, seed)
-                writers[split][written[split] % shards].write(encode_example(values))
-                written[split] += 1
+            for lines in _batches(path, BATCH_SIZE):
+                batch = converter.convert(lines)
+                for split, examples in batch.examples.items():
+                    for example in examples:
+                        writers[split][written[split] % shards].write(example)
+                        written[split] += 1
+                rejects.writelines(json.dumps(reject) + "\n" for reject in batch.rejects)
+                summary = converter.summary_fn.add_input(summary, batch.summary)
+    merged = converter.summary_fn.extract_output(summary)
+    (out / SUMMARY_FILE).write_text(json.dumps(merged, sort_keys=True) + "\n")
     return sum(written.values())
+
+
+def _batches(path: str, size: int):
+    """``(path, line)`` lists of up to ``size`` data lines of the file."""
+    batch = []
+    for line in _data_lines(path):
+        batch.append((path, line))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _data_lines(path: str):

@@ -2,13 +2,16 @@
 
 Numeric statistics use Welford's update and Chan's merge of partial results, which stay
 accurate for large means and many rows where the textbook sum of squares loses precision.
-Outputs are plain dicts shaped like :class:`mtl_tf.data.spec.NumericStats`,
+Each CombineFn also has ``add_batch``, which folds a whole batch of rows in at once: the
+batch's own moments (or value counts) are computed in one go and merged, which costs far
+less per row than one ``add_input`` call per row and value. Outputs are plain dicts shaped like :class:`mtl_tf.data.spec.NumericStats`,
 :class:`~mtl_tf.data.spec.CategoricalStats` and the counts of
 :class:`~mtl_tf.data.spec.TaskSpec`.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
@@ -34,6 +37,18 @@ class NumericStatsFn(beam.CombineFn):
         acc[4] = value if acc[4] is None else min(acc[4], value)
         acc[5] = value if acc[5] is None else max(acc[5], value)
         return acc
+
+    def add_batch(self, acc: list, values: Sequence[float | None]) -> list:
+        """Folds a batch of values (None = missing) into ``acc``; returns the new accumulator."""
+        present = [v for v in values if v is not None]
+        missing = len(values) - len(present)
+        if not present:
+            acc[1] += missing
+            return acc
+        count = len(present)
+        mean = math.fsum(present) / count
+        m2 = math.fsum([(v - mean) * (v - mean) for v in present])
+        return _merge_moments(acc, [count, missing, mean, m2, min(present), max(present)])
 
     def merge_accumulators(self, accumulators) -> list:
         merged = self.create_accumulator()
@@ -86,8 +101,18 @@ class CategoricalStatsFn(beam.CombineFn):
             acc[0][value] += 1
         return acc
 
+    def add_batch(self, acc: list, values: Sequence[str | None]) -> list:
+        """Folds a batch of values (None = missing) into ``acc``; returns it."""
+        present = [v for v in values if v is not None]
+        acc[1] += len(values) - len(present)
+        acc[0].update(present)
+        return acc
+
     def merge_accumulators(self, accumulators) -> list:
-        merged = self.create_accumulator()
+        # The first accumulator is updated in place (Beam allows it): copying a large
+        # vocabulary on every merge would cost as much as counting it.
+        accumulators = iter(accumulators)
+        merged = next(accumulators, None) or self.create_accumulator()
         for counts, missing in accumulators:
             merged[0].update(counts)
             merged[1] += missing
@@ -120,6 +145,12 @@ class FeatureStatsFn(beam.CombineFn):
     def add_input(self, acc: dict[str, list], values: Mapping[str, Any]) -> dict[str, list]:
         for name, fn in self.fns.items():
             fn.add_input(acc[name], values.get(name))
+        return acc
+
+    def add_batch(self, acc: dict[str, list], rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:
+        """Folds a batch of rows of values into ``acc``; returns it."""
+        for name, fn in self.fns.items():
+            acc[name] = fn.add_batch(acc[name], [values.get(name) for values in rows])
         return acc
 
     def merge_accumulators(self, accumulators) -> dict[str, list]:
@@ -162,6 +193,23 @@ class LabelCountsFn(beam.CombineFn):
                 counts[1] = [n + (v == 1.0) for n, v in zip(counts[1], value)]
         return acc
 
+    def add_batch(self, acc: dict[str, list], rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:
+        """Folds a batch of rows of values into ``acc``; returns it."""
+        for name, key, kind, _ in self.tasks:
+            labels = [value for value in (values.get(key) for values in rows) if value is not None]
+            if not labels:
+                continue
+            counts = acc[name]
+            counts[0] += len(labels)
+            if kind == "binary":
+                counts[1] += labels.count(1.0)
+            elif kind == "multiclass":
+                for index, n in Counter(labels).items():
+                    counts[1][index] += n
+            elif kind == "multilabel":
+                counts[1] = [n + column.count(1.0) for n, column in zip(counts[1], zip(*labels))]
+        return acc
+
     def merge_accumulators(self, accumulators) -> dict[str, list]:
         merged = self.create_accumulator()
         for acc in accumulators:
@@ -178,3 +226,75 @@ class LabelCountsFn(beam.CombineFn):
         return {name: {"labelled": labelled,
                        "positives": None if kinds[name] == "regression" else positives}
                 for name, (labelled, positives) in acc.items()}
+
+
+class SummaryFn(beam.CombineFn):
+    """Merges per-batch partial summaries into the ``summary.json`` contents.
+
+    A partial summary (see :meth:`batch_summary`) holds one batch's row counts, its feature
+    statistics accumulator (train rows only) and its label counts per split; merging them is
+    cheap, so a pipeline sends one partial per batch instead of one element per row.
+    The output is ``{"counts": {"rows_in", "rows_written": {split: n}, "rows_rejected":
+    {kind: n}}, "statistics": {feature: stats}, "labels": {split: {task: counts}}}``, where
+    only splits that received rows and reject kinds that occurred appear.
+
+    Args:
+        features: the recipe features (statistics are computed on the train split).
+        tasks: the recipe tasks.
+    """
+
+    def __init__(self, features: Sequence[Feature], tasks: Sequence[Task]):
+        self.features = FeatureStatsFn(features)
+        self.labels = LabelCountsFn(tasks)
+
+    def create_accumulator(self) -> dict[str, Any]:
+        return {"rows_in": 0, "written": {}, "rejected": {}, "statistics": self.features.create_accumulator(),
+                "labels": {}}
+
+    def batch_summary(self, rows_in: int, rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]],
+                      reject_kinds: Sequence[str]) -> dict[str, Any]:
+        """The partial summary of one batch.
+
+        Args:
+            rows_in: lines read in the batch.
+            rows_by_split: split -> the parsed values of the rows assigned to it.
+            reject_kinds: the reason kind of every rejected line of the batch.
+
+        Returns:
+            An accumulator of this CombineFn.
+        """
+        acc = self.create_accumulator()
+        acc["rows_in"] = rows_in
+        acc["rejected"] = dict(Counter(reject_kinds))
+        for split, rows in rows_by_split.items():
+            if not rows:
+                continue
+            acc["written"][split] = len(rows)
+            acc["labels"][split] = self.labels.add_batch(self.labels.create_accumulator(), rows)
+            if split == "train":
+                acc["statistics"] = self.features.add_batch(acc["statistics"], rows)
+        return acc
+
+    def add_input(self, acc: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
+        return self.merge_accumulators([acc, partial])
+
+    def merge_accumulators(self, accumulators) -> dict[str, Any]:
+        accumulators = list(accumulators) or [self.create_accumulator()]
+        merged = accumulators[0]  # updated in place, as Beam allows for the first one
+        merged["rows_in"] = sum(acc["rows_in"] for acc in accumulators)
+        for field in ("written", "rejected"):
+            totals: Counter = Counter()
+            for acc in accumulators:
+                totals.update(acc[field])
+            merged[field] = dict(totals)
+        merged["statistics"] = self.features.merge_accumulators([acc["statistics"] for acc in accumulators])
+        merged["labels"] = {split: self.labels.merge_accumulators([acc["labels"][split] for acc in accumulators
+                                                                   if split in acc["labels"]])
+                            for split in sorted({split for acc in accumulators for split in acc["labels"]})}
+        return merged
+
+    def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
+        return {"counts": {"rows_in": acc["rows_in"], "rows_written": dict(acc["written"]),
+                           "rows_rejected": dict(acc["rejected"])},
+                "statistics": self.features.extract_output(acc["statistics"]),
+                "labels": {split: self.labels.extract_output(counts) for split, counts in acc["labels"].items()}}

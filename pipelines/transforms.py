@@ -1,38 +1,57 @@
 """Labelled, composable Beam transforms for tabular preprocessing.
 
-The CSV pipeline is ``ReadCsvLines -> ParseRows -> AssignSplits -> (WriteExamples per
-split, ComputeStatistics on train, CountLabels) + WriteRejects + CountRows -> WriteSummary``.
-Each transform is small enough to test alone on ``beam.Create`` data.
+The CSV pipeline is ``ReadCsvBatches -> ConvertRows -> (ShardExamples, rejects as JSON lines,
+SummarizeBatches) -> WriteFiles``. Each transform is small enough to test alone on
+``beam.Create`` data.
+
+Rows travel in batches: :class:`ReadCsvBatches` reads lists of lines, and
+:class:`ConvertRows` parses, validates, splits, encodes and
+summarizes a whole batch of lines in one call (:class:`pipelines.batches.BatchConverter`)
+and emits one list of examples per split and one partial summary per batch. A per-row
+element through each of those steps would cost the engine more than the work itself.
 
 Counters (namespace ``mtl_tf``): ``rows_in``, ``rows_written``, ``rows_written_<split>``,
-``rows_rejected``, ``rows_rejected_<reason kind>``. Some runners do not report counters, so
-the same numbers are also computed as data by :class:`CountRows` and written to
-``summary.json`` by :class:`WriteSummary`.
+``rows_rejected``, ``rows_rejected_<reason kind>``, incremented once per batch. Some runners
+do not report counters, so the same numbers are also computed as data by
+:class:`SummarizeBatches` and written to ``summary.json``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any, Mapping, Sequence
+import uuid
+from typing import Iterable, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.textio import ReadAllFromText
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from mtl_tf.recipe.schema import Feature, Recipe, Split, Task
-from pipelines.encoding import encode_example
-from pipelines.rows import REJECT_KINDS, RowParser, RowRejected, reject_record
-from pipelines.splits import active_splits, assign_split
-from pipelines.statistics import FeatureStatsFn, LabelCountsFn
+from mtl_tf.recipe.schema import Feature, Recipe, Task
+from pipelines.batches import BatchConverter
+from pipelines.encoding import tfrecord_frames
+from pipelines.rows import REJECT_KINDS
+from pipelines.statistics import SummaryFn
 
 NAMESPACE = "mtl_tf"
-ROWS = "rows"
+EXAMPLES = "examples"
 REJECTS = "rejects"
-SHARD_TEMPLATE = "-SSSSS-of-NNNNN"
+SUMMARIES = "summaries"
 SUMMARY_FILE = "summary.json"
 REJECTS_DIR = "rejects"
+REJECTS_FILE = f"{REJECTS_DIR}/rejects-00000-of-00001.jsonl"
+BATCH_SIZE = 1000
+RANGE_BYTES = 64 << 20
+
+
+def shard_name(prefix: str, index: int, shards: int, suffix: str) -> str:
+    """``<prefix>-SSSSS-of-NNNNN<suffix>``, the name of shard ``index`` of ``shards``."""
+    return f"{prefix}-{index:05d}-of-{shards:05d}{suffix}"
+
+
+def example_files(split: str, shards: int) -> list[str]:
+    """The file names of a split's shards, e.g. ``train-00000-of-00004.tfrecord.gz``."""
+    return [shard_name(split, i, shards, ".tfrecord.gz") for i in range(shards)]
 
 
 def normalize_path(path: str) -> str:
@@ -40,27 +59,91 @@ def normalize_path(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
-class ReadCsvLines(beam.PTransform):
-    """``(file, line)`` for every data line of the files (their header lines skipped).
+def file_ranges(path: str, range_bytes: int) -> list[tuple[str, int, int | None]]:
+    """``(path, start, end)`` byte ranges of about ``range_bytes`` that cover the file.
 
-    One read for any number of files; compressed files (``.gz``, ``.bz2``) are read too.
+    A compressed file cannot be read from the middle, so it is one range with no end.
+    """
+    if CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED:
+        return [(path, 0, None)]
+    size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    return [(path, start, min(start + range_bytes, size)) for start in range(0, max(size, 1), range_bytes)]
+
+
+class ReadRangeFn(beam.DoFn):
+    """``(path, start, end)`` -> lists of up to ``batch_size`` ``(path, line)`` pairs.
+
+    A range reads the lines that start in ``[start, end)``, so adjacent ranges read every
+    line exactly once; the header line (the first line) is skipped. Lines are decoded as
+    UTF-8 without their ``\\n`` or ``\\r\\n`` ending, as Beam's text reader gives them.
+    """
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+
+    def process(self, element: tuple[str, int, int | None]):
+        path, start, end = element
+        batch = []
+        with FileSystems.open(path) as handle:
+            if start == 0:
+                position = len(handle.readline())  # the header
+            else:
+                # From one byte before the range: a line that starts exactly at ``start``
+                # follows a newline there, which this readline consumes.
+                handle.seek(start - 1)
+                position = start - 1 + len(handle.readline())
+            while end is None or position < end:
+                raw = handle.readline()
+                if not raw:
+                    break
+                position += len(raw)
+                batch.append((path, _strip_newline(raw).decode("utf-8")))
+                if len(batch) == self.batch_size:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+
+def _strip_newline(raw: bytes) -> bytes:
+    if raw.endswith(b"\r\n"):
+        return raw[:-2]
+    return raw[:-1] if raw.endswith(b"\n") else raw
+
+
+class ReadCsvBatches(beam.PTransform):
+    """Lists of ``(file, line)`` for the data lines of the files (header lines skipped).
+
+    Lines come in lists of up to ``batch_size``, so the rows cross the pipeline's steps a
+    batch at a time. Large uncompressed files are read in byte ranges in parallel;
+    compressed files (``.gz``, ``.bz2``) are read whole.
 
     Args:
         files: the file paths (not globs), e.g. from :func:`pipelines.sources.expand_sources`.
+        batch_size: lines per list.
+        range_bytes: the size of the byte ranges files are split into.
     """
 
-    def __init__(self, files: Sequence[str]):
+    def __init__(self, files: Sequence[str], batch_size: int = BATCH_SIZE, range_bytes: int = RANGE_BYTES):
         super().__init__()
+        if batch_size < 1 or range_bytes < 1:
+            raise ValueError(f"batch_size and range_bytes must be at least 1; received {batch_size!r} and "
+                             f"{range_bytes!r}")
         self.files = [normalize_path(f) for f in files]
+        self.batch_size, self.range_bytes = batch_size, range_bytes
 
     def expand(self, pbegin):
+        range_bytes = self.range_bytes
         return (pbegin
                 | "Files" >> beam.Create(self.files)
-                | "Lines" >> ReadAllFromText(with_filename=True, skip_header_lines=1))
+                | "Ranges" >> beam.FlatMap(lambda path: file_ranges(path, range_bytes))
+                | "Spread" >> beam.Reshuffle()
+                | "Read" >> beam.ParDo(ReadRangeFn(self.batch_size)))
 
 
-class ParseRowFn(beam.DoFn):
-    """Parses ``(file, line)`` into ``(key, values)``; rejects go to the ``rejects`` output.
+class ConvertBatchFn(beam.DoFn):
+    """A batch of ``(file, line)`` -> ``(split, [serialized tf.Example])`` per split with rows,
+    the reject dicts on ``rejects`` and one partial summary on ``summaries``.
 
     A reject is ``{"file", "reason", "kind", "line"}`` with the original line text.
 
@@ -74,33 +157,39 @@ class ParseRowFn(beam.DoFn):
         self.headers = {normalize_path(path): list(header) for path, header in headers.items()}
 
     def setup(self):
-        # One parse plan per distinct header, built once per worker rather than per row.
-        plans: dict[tuple, RowParser] = {}
-        self.parsers = {}
-        for path, header in self.headers.items():
-            if tuple(header) not in plans:
-                plans[tuple(header)] = RowParser(self.recipe, header)
-            self.parsers[path] = plans[tuple(header)]
-        self.rows_in = Metrics.counter(NAMESPACE, "rows_in")
-        self.rejected = Metrics.counter(NAMESPACE, "rows_rejected")
-        self.by_kind = {kind: Metrics.counter(NAMESPACE, f"rows_rejected_{kind}") for kind in REJECT_KINDS}
+        # One parse plan per distinct header, built once per worker rather than per batch.
+        self.converter = BatchConverter(self.recipe, self.headers)
+        counter = lambda name: Metrics.counter(NAMESPACE, name)  # noqa: E731
+        self.rows_in, self.rejected, self.written = counter("rows_in"), counter("rows_rejected"), counter("rows_written")
+        self.written_by_split = {split: counter(f"rows_written_{split}") for split in self.converter.fractions}
+        self.rejected_by_kind = {kind: counter(f"rows_rejected_{kind}") for kind in REJECT_KINDS}
 
-    def process(self, element: tuple[str, str]):
-        path, line = element
-        self.rows_in.inc()
-        parser = self.parsers.get(path) or self.parsers.get(normalize_path(path))
-        if parser is None:
-            raise ValueError(f"no header was read for {path!r}; known files: {sorted(self.parsers)}")
-        try:
-            yield parser.parse_line(line)
-        except RowRejected as reject:
-            self.rejected.inc()
-            self.by_kind[reject.kind].inc()
-            yield beam.pvalue.TaggedOutput(REJECTS, reject_record(path, line, reject))
+    def process(self, lines: Sequence[tuple[str, str]]):
+        batch = self.converter.convert([(self._path(path), line) for path, line in lines])
+        self.rows_in.inc(len(lines))
+        for split, examples in batch.examples.items():
+            if examples:
+                self.written.inc(len(examples))
+                self.written_by_split[split].inc(len(examples))
+                yield split, examples
+        for kind, n in batch.summary["rejected"].items():
+            self.rejected.inc(n)
+            self.rejected_by_kind[kind].inc(n)
+        for reject in batch.rejects:
+            yield beam.pvalue.TaggedOutput(REJECTS, reject)
+        yield beam.pvalue.TaggedOutput(SUMMARIES, batch.summary)
+
+    def _path(self, path: str) -> str:
+        return path if path in self.converter.parsers else normalize_path(path)
 
 
-class ParseRows(beam.PTransform):
-    """``(file, line)`` -> ``{"rows": (key, values), "rejects": reject dicts}``.
+class ConvertRows(beam.PTransform):
+    """Lists of ``(file, line)`` -> ``{"examples": (split, [serialized]), "rejects": reject dicts,
+    "summaries": partial summaries}``: one list of examples per split and one partial summary
+    per list of lines.
+
+    Read the lists with :class:`ReadCsvBatches` (or batch lines with ``beam.BatchElements``);
+    merge the partial summaries with :class:`SummarizeBatches`.
 
     Args:
         recipe: the recipe.
@@ -109,169 +198,117 @@ class ParseRows(beam.PTransform):
 
     def __init__(self, recipe: Recipe, headers: Mapping[str, Sequence[str]]):
         super().__init__()
-        self.recipe = recipe
-        self.headers = headers
+        self.recipe, self.headers = recipe, headers
 
-    def expand(self, lines):
-        parsed = lines | "ParseRow" >> beam.ParDo(ParseRowFn(self.recipe, self.headers)).with_outputs(
-            REJECTS, main=ROWS)
-        return {ROWS: parsed[ROWS], REJECTS: parsed[REJECTS]}
-
-
-class AssignSplits(beam.PTransform):
-    """``(key, values)`` -> ``(split, values)`` by the hashed key (see :mod:`pipelines.splits`).
-
-    Args:
-        split: the recipe's ``data.split`` (key, fractions, seed).
-    """
-
-    def __init__(self, split: Split):
-        super().__init__()
-        self.fractions = active_splits(split)
-        self.seed = split.seed
-
-    def expand(self, rows):
-        fractions, seed = self.fractions, self.seed
-        return rows | "HashKey" >> beam.MapTuple(lambda key, values: (assign_split(key, fractions, seed), values))
+    def expand(self, batches):
+        converted = batches | "Convert" >> beam.ParDo(ConvertBatchFn(self.recipe, self.headers)).with_outputs(
+            REJECTS, SUMMARIES, main=EXAMPLES)
+        return {EXAMPLES: converted[EXAMPLES], REJECTS: converted[REJECTS], SUMMARIES: converted[SUMMARIES]}
 
 
-class PartitionSplits(beam.PTransform):
-    """``(split, values)`` -> ``{split: PCollection of (split, values)}``.
+class ShardExampleFn(beam.DoFn):
+    """``(split, [serialized])`` -> ``(shard file name, [serialized])``, dealt round-robin."""
 
-    Args:
-        splits: the split names, in order.
-    """
-
-    def __init__(self, splits: Sequence[str]):
-        super().__init__()
-        self.splits = list(splits)
-
-    def expand(self, assigned):
-        index = {name: i for i, name in enumerate(self.splits)}
-        parts = assigned | "Partition" >> beam.Partition(lambda row, _: index[row[0]], len(self.splits))
-        return {name: parts[i] for name, i in index.items()}
-
-
-class EncodeExampleFn(beam.DoFn):
-    """``(split, values)`` -> the serialized ``tf.Example``; counts the rows written."""
-
-    def __init__(self, split: str):
-        self.split = split
+    def __init__(self, shards: int):
+        self.shards = shards
 
     def setup(self):
-        self.written = Metrics.counter(NAMESPACE, "rows_written")
-        self.written_split = Metrics.counter(NAMESPACE, f"rows_written_{self.split}")
+        self.next_shard: dict[str, int] = {}
 
-    def process(self, element: tuple[str, dict[str, Any]]):
-        self.written.inc()
-        self.written_split.inc()
-        yield encode_example(element[1])
+    def process(self, element: tuple[str, list[bytes]]):
+        split, examples = element
+        first, shards = self.next_shard.get(split, 0), self.shards
+        self.next_shard[split] = (first + len(examples)) % shards
+        for offset in range(min(shards, len(examples))):
+            yield shard_name(split, (first + offset) % shards, shards, ".tfrecord.gz"), examples[offset::shards]
 
 
-class WriteExamples(beam.PTransform):
-    """Writes one split as gzip TFRecord shards ``<split>-SSSSS-of-NNNNN.tfrecord.gz``.
+class ShardExamples(beam.PTransform):
+    """``(split, [serialized])`` -> ``(file name, [serialized])`` over ``shards`` files per split.
 
     Args:
-        out_dir: the dataset folder.
-        split: the split name (the file prefix).
-        shards: number of shards.
+        shards: shards per split.
     """
 
-    def __init__(self, out_dir: str, split: str, shards: int):
+    def __init__(self, shards: int):
         super().__init__()
-        self.out_dir, self.split, self.shards = out_dir, split, shards
+        if shards < 1:
+            raise ValueError(f"shards must be at least 1; received {shards!r}")
+        self.shards = shards
 
-    def expand(self, rows):
-        return (rows
-                | "Encode" >> beam.ParDo(EncodeExampleFn(self.split))
-                | "Write" >> beam.io.WriteToTFRecord(
-                    os.path.join(self.out_dir, self.split), file_name_suffix=".tfrecord.gz",
-                    num_shards=self.shards, shard_name_template=SHARD_TEMPLATE,
-                    compression_type=CompressionTypes.GZIP))
+    def expand(self, examples):
+        return examples | "Deal" >> beam.ParDo(ShardExampleFn(self.shards))
 
 
-class WriteRejects(beam.PTransform):
-    """Writes rejects as JSON lines ``rejects/rejects-SSSSS-of-NNNNN.jsonl``."""
+class SummarizeBatches(beam.PTransform):
+    """Partial summaries -> one ``summary.json`` dict: ``{"counts", "statistics", "labels"}``.
+
+    See :class:`pipelines.statistics.SummaryFn` for the layout.
+
+    Args:
+        features: the recipe features (statistics of the train split).
+        tasks: the recipe tasks (labelled rows and positives per split).
+    """
+
+    def __init__(self, features: Sequence[Feature], tasks: Sequence[Task]):
+        super().__init__()
+        self.features, self.tasks = list(features), list(tasks)
+
+    def expand(self, summaries):
+        return summaries | "Merge" >> beam.CombineGlobally(SummaryFn(self.features, self.tasks))
+
+
+class WriteFileFn(beam.DoFn):
+    """``(name, [[record, ...], ...])`` -> the file ``out_dir/name``; yields ``(name, records)``.
+
+    ``.tfrecord.gz`` names get gzip TFRecord files of bytes records, other names text files
+    with one line per str record. The file is written under a temporary name in its folder
+    and renamed when complete, so a retried or failed bundle never leaves half a file.
+    """
 
     def __init__(self, out_dir: str):
-        super().__init__()
         self.out_dir = out_dir
 
-    def expand(self, rejects):
-        return (rejects
-                | "ToJson" >> beam.Map(json.dumps)
-                | "Write" >> beam.io.WriteToText(
-                    os.path.join(self.out_dir, REJECTS_DIR, "rejects"), file_name_suffix=".jsonl",
-                    shard_name_template=SHARD_TEMPLATE))
+    def process(self, element: tuple[str, Iterable[list]]):
+        name, chunks = element
+        final = FileSystems.join(self.out_dir, name)
+        folder, base = FileSystems.split(final)
+        temp = FileSystems.join(folder, f"beam-temp-{uuid.uuid4().hex}-{base}")
+        count = 0
+        with FileSystems.create(temp) as handle:
+            for records in chunks:
+                if records:
+                    handle.write(_file_bytes(base, records))
+                    count += len(records)
+        FileSystems.rename([temp], [final])
+        yield name, count
 
 
-class ComputeStatistics(beam.PTransform):
-    """``(split, values)`` of the train split -> one dict of feature statistics."""
+def _file_bytes(name: str, records: list) -> bytes:
+    if name.endswith((".tfrecord", ".tfrecord.gz")):
+        return tfrecord_frames(records)
+    return "".join(f"{record}\n" for record in records).encode("utf-8")
 
-    def __init__(self, features: Sequence[Feature]):
+
+class WriteFiles(beam.PTransform):
+    """``(file name, [record, ...])`` pieces -> one file per name under ``out_dir``.
+
+    Every name in ``names`` is written, empty when no piece names it, so a split with fewer
+    rows than shards still has all its shard files. Pieces of one name are written in no
+    particular order.
+
+    Args:
+        out_dir: the output folder (any Beam file system).
+        names: the file names (relative to ``out_dir``) that must exist afterwards.
+    """
+
+    def __init__(self, out_dir: str, names: Sequence[str]):
         super().__init__()
-        self.features = list(features)
+        self.out_dir, self.names = out_dir, list(names)
 
-    def expand(self, rows):
-        return (rows
-                | "Values" >> beam.Values()
-                | "Combine" >> beam.CombineGlobally(FeatureStatsFn(self.features)))
-
-
-class CountLabels(beam.PTransform):
-    """``(split, values)`` -> one dict ``{split: {task: {labelled, positives}}}``."""
-
-    def __init__(self, tasks: Sequence[Task]):
-        super().__init__()
-        self.tasks = list(tasks)
-
-    def expand(self, rows):
-        return (rows
-                | "PerSplit" >> beam.CombinePerKey(LabelCountsFn(self.tasks))
-                | "ToDict" >> beam.combiners.ToDict())
-
-
-class CountRows(beam.PTransform):
-    """Row counts as data: ``{"rows_in": n, "rows_written": {split: n}, "rows_rejected":
-    {kind: n}}`` from a dict of the lines, the ``(split, values)`` rows and the rejects."""
-
-    def expand(self, streams: Mapping[str, Any]):
-        rows_in = (streams["lines"] | "CountIn" >> beam.combiners.Count.Globally()
-                   | "KeyIn" >> beam.Map(lambda n: ("rows_in", n)))
-        written = (streams["rows"] | "SplitOf" >> beam.Keys()
-                   | "CountWritten" >> beam.combiners.Count.PerElement()
-                   | "KeyWritten" >> beam.MapTuple(lambda split, n: (f"rows_written/{split}", n)))
-        rejected = (streams["rejects"] | "KindOf" >> beam.Map(lambda reject: reject["kind"])
-                    | "CountRejected" >> beam.combiners.Count.PerElement()
-                    | "KeyRejected" >> beam.MapTuple(lambda kind, n: (f"rows_rejected/{kind}", n)))
-        return ((rows_in, written, rejected)
-                | "Flatten" >> beam.Flatten()
-                | "ToDict" >> beam.combiners.ToDict()
-                | "Nest" >> beam.Map(_nest_counts))
-
-
-def _nest_counts(flat: Mapping[str, int]) -> dict[str, Any]:
-    counts: dict[str, Any] = {"rows_in": flat.get("rows_in", 0), "rows_written": {}, "rows_rejected": {}}
-    for name, n in flat.items():
-        if "/" in name:
-            group, key = name.split("/", 1)
-            counts[group][key] = n
-    return counts
-
-
-class WriteSummary(beam.PTransform):
-    """Writes ``summary.json`` from a dict of single-element PCollections (name -> value)."""
-
-    def __init__(self, out_dir: str):
-        super().__init__()
-        self.out_dir = out_dir
-
-    def expand(self, parts: Mapping[str, Any]):
-        keyed = [pcoll | f"Key {name}" >> beam.Map(lambda value, name=name: (name, value))
-                 for name, pcoll in parts.items()]
-        return (keyed
-                | "Flatten" >> beam.Flatten()
-                | "ToDict" >> beam.combiners.ToDict()
-                | "ToJson" >> beam.Map(lambda summary: json.dumps(summary, sort_keys=True))
-                | "Write" >> beam.io.WriteToText(os.path.join(self.out_dir, SUMMARY_FILE),
-                                                 shard_name_template="", num_shards=1))
+    def expand(self, pieces):
+        empty = pieces.pipeline | "AllNames" >> beam.Create([(name, []) for name in self.names])
+        return ((pieces, empty)
+                | "Gather" >> beam.Flatten()
+                | "ByFile" >> beam.GroupByKey()
+                | "Write" >> beam.ParDo(WriteFileFn(self.out_dir)))

@@ -96,3 +96,44 @@ def test_encoded_example_follows_the_dataset_layout(parser):
     assert list(example["when"].int64_list.value) == [1709287200]
     assert list(example["kind"].int64_list.value) == [1]
     assert list(example["tags"].float_list.value) == [1.0, 1.0]
+
+
+def _built_by_tensorflow(values):
+    import tensorflow as tf
+
+    example = tf.train.Example()
+    for key, value in values.items():
+        feature = example.features.feature[key]
+        if isinstance(value, float):
+            feature.float_list.value.append(value)
+        elif isinstance(value, int):
+            feature.int64_list.value.append(value)
+        elif isinstance(value, str):
+            feature.bytes_list.value.append(value.encode("utf-8"))
+        else:
+            feature.float_list.value.extend(value)
+    return example
+
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"amount": 12.5, "color": "red", "when": 1709287200, "kind": 0, "tags": [1.0, 0.0, 1.0]},
+    {"negative": -5, "largest": 2 ** 63 - 1, "smallest": -(2 ** 63), "zero": 0.0, "tiny": 1e-40},
+    {"overflow": 1e39, "minus_overflow": -1e39, "nan": float("nan"), "rounded": 0.1},
+    {"unicode ключ": "värde ✓", "empty": "", "long": "x" * 300, "k" * 200: [0.5] * 100},
+])
+def test_encoded_example_parses_as_the_example_tensorflow_builds(values):
+    import tensorflow as tf
+
+    ours = tf.train.Example.FromString(encode_example(values))
+    assert ours.SerializeToString(deterministic=True) == _built_by_tensorflow(values).SerializeToString(
+        deterministic=True)
+
+
+def test_encoding_refuses_what_a_tf_example_cannot_hold():
+    with pytest.raises(TypeError, match=r"cannot encode 'x' = \{1\} of type set"):
+        encode_example({"x": {1}})
+    with pytest.raises(TypeError, match="a list must hold numbers"):
+        encode_example({"x": ["a"]})
+    with pytest.raises(ValueError, match="must fit in int64"):
+        encode_example({"x": 2 ** 63})
