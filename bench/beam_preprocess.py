@@ -5,6 +5,7 @@ split, and write gzip tf.Example TFRecords; the plain loop (`pipelines/plain_pyt
 the parsing and encoding functions and runs in one process: the practical limit of one core.
 The Beam figures are DirectRunner in one process, and DirectRunner multi-processing on every
 core; the result is rows/s per core relative to the plain loop. Target: >= 0.5x per core.
+The three are run in turn, round after round, and the medians compared.
 
     python bench/beam_preprocess.py [--rows 100000] [--repeats 3]
 """
@@ -14,14 +15,27 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import median_rate, write_result  # noqa: E402
+from common import write_result  # noqa: E402
 from fraud_fixture import fraud_recipe  # noqa: E402
+
+
+def interleaved_rates(contenders: dict, repeats: int) -> dict[str, list[float]]:
+    """Items/s of each contender, run in turn round after round, so load drift hits all alike."""
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            count = fn()
+            rates[name].append(count / (time.perf_counter() - start))
+    return rates
 
 
 def main() -> None:
@@ -50,10 +64,12 @@ def main() -> None:
             return result.rows_in
         return go
 
-    plain_rate, plain_all = median_rate(plain, args.repeats)
-    single_rate, single_all = median_rate(beam(["--runner=DirectRunner"]), args.repeats)
     multi_args = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", f"--direct_num_workers={cores}"]
-    multi_rate, multi_all = median_rate(beam(multi_args), args.repeats)
+    contenders = {"plain": plain, "single": beam(["--runner=DirectRunner"]), "multi": beam(multi_args)}
+    rates = interleaved_rates(contenders, args.repeats)
+    plain_rate, plain_all = statistics.median(rates["plain"]), rates["plain"]
+    single_rate, single_all = statistics.median(rates["single"]), rates["single"]
+    multi_rate, multi_all = statistics.median(rates["multi"]), rates["multi"]
     write_result("beam_preprocess", {
         "workload": {"rows": args.rows, "files": len(files), "features": len(recipe.data.features),
                      "tasks": len(recipe.tasks), "cores": cores},
