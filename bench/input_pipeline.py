@@ -1,10 +1,11 @@
 """Input pipeline: examples/s of TFRecord -> tf.data parsing vs the trainer's consumption.
 
 The fraud-signals recipe's data (synthetic, preprocessed by the real Beam pipeline) is read by
-`mtl_tf.data.reader.make_dataset` as fast as it goes (no training), and, separately, the
-recipe's model is trained on the same batches cached in memory (so input costs nothing
-there). Target: the reader delivers >= 5x what the trainer consumes, so training is never
-input-bound.
+`mtl_tf.data.reader.make_dataset` as fast as it goes (no training), shuffled, in both of its
+modes: in memory (the default when the split fits: parsed once, a full reshuffle per epoch)
+and streamed (gzip TFRecords parsed every epoch). Separately, the recipe's model is trained on
+the same batches cached in memory (so input costs nothing there). Target: the default reader
+delivers >= 5x what the trainer consumes, so training is never input-bound.
 
     python bench/input_pipeline.py [--rows 60000] [--repeats 3]
 """
@@ -15,6 +16,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,12 +46,21 @@ def main() -> None:
     tasks = build_tasks(recipe.tasks)
     batch = recipe.training.batch_size
 
-    def read_all() -> int:
-        ds = make_dataset(spec, "train", tasks, batch, shuffle=True, shuffle_buffer=recipe.training.shuffle_buffer)
-        return sum(int(tf_batch[0]["amount"].shape[0]) for tf_batch in ds)
+    def reader(in_memory: bool):
+        ds = make_dataset(spec, "train", tasks, batch, shuffle=True, shuffle_buffer=recipe.training.shuffle_buffer,
+                          in_memory=in_memory)
 
-    read_all()  # warm the file cache
-    input_rate, input_all = median_rate(read_all, args.repeats)
+        def read_all() -> int:
+            return sum(int(features["amount"].shape[0]) for features, _, _ in ds)
+        return read_all
+
+    streamed = reader(False)
+    streamed()  # warm the file cache
+    streamed_rate, streamed_all = median_rate(streamed, args.repeats)
+    start = time.perf_counter()
+    in_memory = reader(True)  # parses the split once
+    load_s = time.perf_counter() - start
+    memory_rate, memory_all = median_rate(in_memory, args.repeats)
 
     cached = make_dataset(spec, "train", tasks, batch).cache()
     for _ in cached:  # fill the cache before timing
@@ -63,10 +74,13 @@ def main() -> None:
     write_result("input_pipeline", {
         "workload": {"recipe": recipe.name, "train_examples": spec.splits["train"].num_examples, "batch": batch,
                      "features": len(spec.features), "tasks": len(tasks)},
-        "reader_examples_per_s": {"median": input_rate, "all": input_all},
+        "reader_in_memory_examples_per_s": {"median": memory_rate, "all": memory_all,
+                                            "one_off_load_s": load_s},
+        "reader_streamed_examples_per_s": {"median": streamed_rate, "all": streamed_all},
         "trainer_examples_per_s": {"median": train_rate, "all": train_rates},
-        "ratio_reader_over_trainer": input_rate / train_rate,
-        "target": ">= 5",
+        "ratio_reader_over_trainer": memory_rate / train_rate,
+        "ratio_streamed_reader_over_trainer": streamed_rate / train_rate,
+        "target": ">= 5 (the default reader: in memory when the split fits, as here)",
     })
 
 

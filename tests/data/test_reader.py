@@ -21,6 +21,11 @@ def tasks():
     return [BinaryTask("fraud"), BinaryTask("default_risk")]
 
 
+@pytest.fixture(params=[False, True], ids=["streamed", "in_memory"])
+def in_memory(request):
+    return request.param
+
+
 def _concat(ds):
     """The whole dataset as numpy arrays: (features, labels, masks)."""
     batches = list(ds.as_numpy_iterator())
@@ -28,8 +33,8 @@ def _concat(ds):
                  for part in range(3))
 
 
-def test_shapes_and_dtypes(spec, tasks):
-    features, labels, masks = next(iter(make_dataset(spec, "train", tasks, batch_size=8)))
+def test_shapes_and_dtypes(spec, tasks, in_memory):
+    features, labels, masks = next(iter(make_dataset(spec, "train", tasks, batch_size=8, in_memory=in_memory)))
     assert {k: v.dtype for k, v in features.items()} == {
         "amount": tf.float32, "balance": tf.float32, "channel": tf.string, "timestamp": tf.int64}
     assert set(labels) == set(masks) == {"fraud", "default_risk"}
@@ -38,9 +43,9 @@ def test_shapes_and_dtypes(spec, tasks):
     assert all(v.dtype == tf.float32 for v in [*labels.values(), *masks.values()])
 
 
-def test_masks_labels_and_missing_features_match_the_rows(spec, tasks):
+def test_masks_labels_and_missing_features_match_the_rows(spec, tasks, in_memory):
     rows = tiny_rows(ROWS, seed=0)["test"]  # one shard: read in written order
-    features, labels, masks = _concat(make_dataset(spec, "test", tasks, batch_size=5))
+    features, labels, masks = _concat(make_dataset(spec, "test", tasks, batch_size=5, in_memory=in_memory))
     labelled = np.array([r["defaulted"] is not None for r in rows], dtype=np.float32)
     np.testing.assert_array_equal(masks["default_risk"], labelled)
     np.testing.assert_array_equal(masks["fraud"], np.ones(len(rows), np.float32))
@@ -53,9 +58,9 @@ def test_masks_labels_and_missing_features_match_the_rows(spec, tasks):
     np.testing.assert_array_equal(features["timestamp"], [r["timestamp"] or -1 for r in rows])
 
 
-def test_batch_sizes(spec, tasks):
+def test_batch_sizes(spec, tasks, in_memory):
     def sizes(**kwargs):
-        ds = make_dataset(spec, "train", tasks, batch_size=10, **kwargs)
+        ds = make_dataset(spec, "train", tasks, batch_size=10, in_memory=in_memory, **kwargs)
         return [len(f["balance"]) for f, _, _ in ds.take(7)]
 
     assert sizes() == [10, 10, 10, 10, 8]
@@ -63,16 +68,17 @@ def test_batch_sizes(spec, tasks):
     assert sizes(repeat=True) == [10] * 7
 
 
-def test_reads_every_row_once_per_pass(spec, tasks):
+def test_reads_every_row_once_per_pass(spec, tasks, in_memory):
     train = tiny_rows(ROWS, seed=0)["train"]
-    features, _, _ = _concat(make_dataset(spec, "train", tasks, batch_size=7, shuffle=True, seed=3))
+    features, _, _ = _concat(make_dataset(spec, "train", tasks, batch_size=7, shuffle=True, seed=3,
+                                            in_memory=in_memory))
     np.testing.assert_allclose(np.sort(features["balance"]), np.sort([r["balance"] for r in train]),
                                rtol=1e-6)
 
 
-def test_shuffle_is_deterministic_for_a_seed(spec, tasks):
+def test_shuffle_is_deterministic_for_a_seed(spec, tasks, in_memory):
     def order(seed, shuffle=True):
-        ds = make_dataset(spec, "train", tasks, batch_size=16, shuffle=shuffle, seed=seed)
+        ds = make_dataset(spec, "train", tasks, batch_size=16, shuffle=shuffle, seed=seed, in_memory=in_memory)
         return _concat(ds)[0]["balance"]
 
     np.testing.assert_array_equal(order(1), order(1))
@@ -102,3 +108,22 @@ def test_unknown_split_and_task_are_named(spec, tasks):
         make_dataset(spec, "train", [BinaryTask("churn")], batch_size=4)
     with pytest.raises(ValueError, match="no split 'valid'"):
         split_size(spec, "valid")
+
+
+def test_in_memory_and_streamed_read_the_same_rows_and_reshuffle_each_pass(spec, tasks):
+    streamed = _concat(make_dataset(spec, "train", tasks, batch_size=9, in_memory=False))
+    kept = _concat(make_dataset(spec, "train", tasks, batch_size=9, in_memory=True))
+    for part in range(3):
+        for key in streamed[part]:
+            np.testing.assert_array_equal(streamed[part][key], kept[part][key])
+    ds = make_dataset(spec, "train", tasks, batch_size=48, shuffle=True, seed=5, in_memory=True)
+    first, second = (next(iter(ds))[0]["balance"].numpy() for _ in range(2))
+    assert not np.array_equal(first, second), "each pass over the data must be reshuffled"
+    np.testing.assert_array_equal(np.sort(first), np.sort(second))
+
+
+def test_memory_budget_decides(spec, tasks):
+    from mtl_tf.data.reader import fits_in_memory
+
+    assert fits_in_memory(spec, "train", tasks)
+    assert not fits_in_memory(spec, "train", tasks, budget=100)
