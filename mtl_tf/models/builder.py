@@ -48,7 +48,38 @@ def build_model(recipe: Recipe, spec: DatasetSpec, tasks: Sequence[Any] | None =
     inputs = build_inputs(model_spec)
     representations = _architecture(recipe).build(preprocess(inputs, model_spec), tasks)
     outputs = {task.name: task.head(representations[task.name]) for task in tasks}
-    return keras.Model(inputs=inputs, outputs=outputs, name=recipe.name)
+    model = keras.Model(inputs=inputs, outputs=outputs, name=recipe.name)
+    check_ownership(model)
+    return model
+
+
+def check_ownership(model: keras.Model, task_names: Sequence[str] | None = None) -> None:
+    """Refuses a model where a layer named for one task also feeds another task's output.
+
+    The training loop gives a task-specific layer only its own task's gradient; a layer
+    that other tasks' outputs depend on is trained by them too and must be named
+    ``"shared_..."`` so that it is treated as shared.
+
+    Args:
+        model: a functional model with a dict of outputs keyed by task name.
+        task_names: the tasks; default the model's output names.
+
+    Raises:
+        ValueError: naming the layer, its owner and the other tasks that read it.
+    """
+    outputs = _outputs(model)
+    names = list(task_names or outputs)
+    readers: dict[str, list[str]] = {}
+    for task in names:
+        for layer in keras.Model(model.input, outputs[task]).layers:
+            readers.setdefault(layer.name, []).append(task)
+    for layer, tasks in readers.items():
+        owner = layer_owner(layer, names)
+        others = [t for t in tasks if t != owner]
+        if owner is not None and others:
+            raise ValueError(f"model '{model.name}': layer '{layer}' is named for task '{owner}' but "
+                             f"task(s) {', '.join(others)} also depend on it; name it "
+                             f"'shared_{layer}' so that training treats it as shared")
 
 
 def check_dataset(recipe: Recipe, spec: DatasetSpec, tasks: Sequence[Any]) -> None:

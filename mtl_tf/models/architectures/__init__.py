@@ -1,10 +1,33 @@
-"""Registry of architectures: how trunks, routing and towers are wired."""
+"""Registry of architectures: how trunks, routing and towers are wired.
+
+| name          | sharing                                         | trunks     |
+| ------------- | ----------------------------------------------- | ---------- |
+| hps           | one shared trunk, a tower per task              | mlp, conv  |
+| sps           | a trunk per task, L2 penalty between them       | mlp, conv  |
+| cross_stitch  | a column per task, cross-stitch after each block| mlp, conv  |
+| eds           | shared encoder, a decoder per task (U-Net: conv)| mlp, conv  |
+| mmoe          | shared experts, a softmax gate per task         | mlp, conv  |
+| dselect_k     | mmoe with DSelect-k (sparse top-k) gates        | mlp, conv  |
+| ple           | task and shared experts per level, CGC gates    | mlp, conv  |
+| mtan          | shared trunk, task attention, cross-task fusion | mlp, conv  |
+| etr_nlp       | fixed primitives shared, learnable task branches| mlp, conv  |
+"""
 
 from mtl_tf.registry import Registry
 
 ARCHITECTURES = Registry("architecture")
 
 from mtl_tf.models.architectures.base import Architecture  # noqa: E402
+from mtl_tf.models.architectures.cross_stitch import CrossStitchNetwork  # noqa: E402
+from mtl_tf.models.architectures.dselect_k import DSelectK  # noqa: E402
+from mtl_tf.models.architectures.eds import EncoderDecoder  # noqa: E402
+from mtl_tf.models.architectures.etr_nlp import ExplicitTaskRouting  # noqa: E402
 from mtl_tf.models.architectures.hps import HardParameterSharing  # noqa: E402
+from mtl_tf.models.architectures.mmoe import MultiGateMixtureOfExperts  # noqa: E402
+from mtl_tf.models.architectures.mtan import MultiTaskAttention  # noqa: E402
+from mtl_tf.models.architectures.ple import ProgressiveLayeredExtraction  # noqa: E402
+from mtl_tf.models.architectures.sps import SoftParameterSharing  # noqa: E402
 
-__all__ = ["ARCHITECTURES", "Architecture", "HardParameterSharing"]
+__all__ = ["ARCHITECTURES", "Architecture", "CrossStitchNetwork", "DSelectK", "EncoderDecoder",
+           "ExplicitTaskRouting", "HardParameterSharing", "MultiGateMixtureOfExperts",
+           "MultiTaskAttention", "ProgressiveLayeredExtraction", "SoftParameterSharing"]

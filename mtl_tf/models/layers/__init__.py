@@ -1,7 +1,19 @@
-"""Custom Keras layers of the model: feature encoders and the MLP block."""
+"""Custom Keras layers of the model: feature encoders, blocks, gates and routing units."""
 
+from mtl_tf.models.layers.cross_stitch import CrossStitch
+from mtl_tf.models.layers.cross_task_attention import CrossTaskAttention
 from mtl_tf.models.layers.cyclical_time import CyclicalTime
+from mtl_tf.models.layers.dselect_k_gate import DSelectKGate
+from mtl_tf.models.layers.expert_gate import ExpertGate
+from mtl_tf.models.layers.expert_mixture import ExpertMixture
+from mtl_tf.models.layers.group_linear import GroupLinear
 from mtl_tf.models.layers.mlp import MLP
+from mtl_tf.models.layers.non_learnable_primitives import NonLearnablePrimitives
+from mtl_tf.models.layers.residual_block import ResidualBlock
+from mtl_tf.models.layers.soft_sharing_penalty import SoftSharingPenalty
 from mtl_tf.models.layers.standardize import Standardize
+from mtl_tf.models.layers.task_attention import TaskAttention
 
-__all__ = ["CyclicalTime", "MLP", "Standardize"]
+__all__ = ["CrossStitch", "CrossTaskAttention", "CyclicalTime", "DSelectKGate", "ExpertGate",
+           "ExpertMixture", "GroupLinear", "MLP", "NonLearnablePrimitives", "ResidualBlock",
+           "SoftSharingPenalty", "Standardize", "TaskAttention"]

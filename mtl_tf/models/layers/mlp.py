@@ -74,13 +74,13 @@ class MLP(keras.layers.Layer):
         return [layer for block in self.blocks for layer in block]
 
 
-def _check_units(units: Sequence[int], where: str) -> list[int]:
+def _check_units(units: Sequence[int], where: str, key: str = "units") -> list[int]:
     if isinstance(units, (str, bytes)) or not isinstance(units, Sequence):
-        raise TypeError(f"layer '{where}': units must be a list of positive integers such as "
+        raise TypeError(f"layer '{where}': {key} must be a list of positive integers such as "
                         f"[128, 64]; received {units!r}")
     bad = [u for u in units if isinstance(u, bool) or not isinstance(u, int) or u < 1]
     if bad:
-        raise ValueError(f"layer '{where}': units must be positive integers; received {list(units)!r}")
+        raise ValueError(f"layer '{where}': {key} must be positive integers; received {list(units)!r}")
     return list(units)
 
 

@@ -1,0 +1,136 @@
+"""Figures about a built model for the run report: compute, parameters, penalties.
+
+``flops_per_example`` counts multiply-adds on the traced inference graph (a TensorFlow
+concrete function at batch size 1), op by op, from the ops' static shapes:
+
+  MatMul / BatchMatMul   output size x contracted size
+  Einsum                 product of the sizes of every index (two operands)
+  Conv2D                 output size x kernel height x kernel width x input channels per group
+  DepthwiseConv2dNative  output size x kernel height x kernel width
+  Gather (embeddings)    output size (one read per embedded value)
+
+Element-wise ops (bias adds, activations, normalisation) are not counted: they are small
+next to the products and every architecture has them in proportion.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mtl_tf.models.layers.non_learnable_primitives import NonLearnablePrimitives
+from mtl_tf.models.layers.soft_sharing_penalty import SoftSharingPenalty
+from mtl_tf.models.naming import layer_owner
+
+_GATHERS = {"GatherV2", "ResourceGather", "Gather", "GatherNd", "ResourceGatherNd"}
+
+
+def flops_per_example(model: keras.Model) -> int:
+    """Multiply-adds one example costs at inference (see the module docstring for the rules).
+
+    Args:
+        model: a functional Keras model (dict or single inputs, any outputs).
+
+    Returns:
+        The number of multiply-adds for one row (one FLOP by the TF profiler's count is half
+        a multiply-add: multiply by 2 to compare with it).
+    """
+    graph = _inference_graph(model)
+    return int(sum(_multiply_adds(op) for op in graph.get_operations()))
+
+
+def parameter_breakdown(model: keras.Model, task_names: Sequence[str] | None = None) -> dict[str, int]:
+    """Parameter counts by kind, in scalars.
+
+    Args:
+        model: a model built by :func:`mtl_tf.models.build_model` (or any functional model
+            whose outputs are keyed by task).
+        task_names: the tasks; default the model's output names.
+
+    Returns:
+        ``trainable`` and ``non_trainable`` (as :func:`mtl_tf.models.parameter_counts`),
+        ``fixed_primitives`` (the non-learnable primitives of ETR-NLP, part of
+        ``non_trainable``), ``shared_trainable`` and ``task_trainable`` (trainable scalars
+        in shared and in task-specific layers).
+    """
+    names = list(task_names or (model.output if isinstance(model.output, dict) else []))
+    fixed = [v for layer in model.layers if isinstance(layer, NonLearnablePrimitives)
+             for v in layer.weights]
+    owned = [(layer_owner(layer.name, names), v) for layer in model.layers for v in layer.trainable_weights]
+    return {"trainable": _count(model.trainable_weights),
+            "non_trainable": _count(model.non_trainable_weights),
+            "fixed_primitives": _count(_unique(fixed)),
+            "shared_trainable": _count(_unique(v for owner, v in owned if owner is None)),
+            "task_trainable": _count(_unique(v for owner, v in owned if owner is not None))}
+
+
+def penalty_values(model: keras.Model) -> dict[str, float]:
+    """The current value of each architecture penalty (soft sharing), keyed by layer name.
+
+    Computed from the weights alone, so it can be logged at any time (for example after each
+    epoch, as ``<layer name>`` or ``sps_penalty``). Empty for architectures without one.
+    """
+    return {layer.name: float(keras.ops.convert_to_numpy(layer.penalty()))
+            for layer in model.layers if isinstance(layer, SoftSharingPenalty)}
+
+
+def _inference_graph(model: keras.Model) -> tf.Graph:
+    inputs = model.input
+    signature = tf.nest.map_structure(lambda t: tf.TensorSpec((1, *t.shape[1:]), t.dtype), inputs)
+    if any(None in spec.shape for spec in tf.nest.flatten(signature)):
+        shapes = tf.nest.map_structure(lambda t: t.shape, inputs)
+        raise ValueError(f"model '{model.name}': flops_per_example needs inputs whose shapes are "
+                         f"known apart from the batch; received {shapes}")
+    function = tf.function(lambda features: model(features, training=False))
+    return function.get_concrete_function(signature).graph
+
+
+def _multiply_adds(op: tf.Operation) -> int:
+    kind = op.type
+    if kind in _GATHERS:
+        return _size(op.outputs[0].shape)
+    if kind in ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"):
+        left = op.inputs[0].shape
+        transposed = op.get_attr("transpose_a") if kind == "MatMul" else op.get_attr("adj_x")
+        return _size(op.outputs[0].shape) * (left[-2] if transposed else left[-1])
+    if kind == "Einsum":
+        return _einsum(op)
+    if kind == "Conv2D":
+        kernel = op.inputs[1].shape  # (h, w, in / groups, out)
+        return _size(op.outputs[0].shape) * kernel[0] * kernel[1] * kernel[2]
+    if kind == "DepthwiseConv2dNative":
+        kernel = op.inputs[1].shape
+        return _size(op.outputs[0].shape) * kernel[0] * kernel[1]
+    return 0
+
+
+def _einsum(op: tf.Operation) -> int:
+    equation = op.get_attr("equation").decode()
+    operands = equation.split("->")[0].split(",")
+    if len(operands) != 2 or "." in equation:
+        return 0
+    sizes: dict[str, int] = {}
+    for letters, tensor in zip(operands, op.inputs):
+        for letter, size in zip(letters, tensor.shape):
+            sizes[letter] = size
+    return math.prod(sizes.values())
+
+
+def _size(shape: tf.TensorShape) -> int:
+    dims = shape.as_list() if shape.rank is not None else []
+    return math.prod(d for d in dims if d is not None)
+
+
+def _unique(variables) -> list[Any]:
+    seen: dict[int, Any] = {}
+    for variable in variables:
+        seen.setdefault(id(variable), variable)
+    return list(seen.values())
+
+
+def _count(variables) -> int:
+    return int(sum(np.prod(v.shape, dtype=np.int64) for v in variables))

@@ -1,0 +1,67 @@
+"""Multi-gate mixture of experts (Ma et al., KDD 2018)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+
+from mtl_tf.models.architectures import ARCHITECTURES
+from mtl_tf.models.architectures.base import Architecture, ComponentSpec, check_count
+from mtl_tf.models.layers.dselect_k_gate import DSelectKGate
+from mtl_tf.models.layers.expert_gate import ExpertGate
+from mtl_tf.models.layers.expert_mixture import ExpertMixture
+from mtl_tf.models.naming import shared_name
+
+GATES = ("softmax", "dselect_k")
+
+
+@ARCHITECTURES.register("mmoe")
+class MultiGateMixtureOfExperts(Architecture):
+    """features -> ``experts`` shared trunks; per task a gate mixes them -> tower.
+
+    Each expert is a full trunk (``shared_expert_<i>``); each task has its own gate
+    (``<task>_gate``, a softmax over the experts computed from the input) and mixture
+    (``<task>_mixture``). Trunks: mlp and conv (gates average image inputs over space).
+    Serving one task computes every expert (all are shared) plus that task's gate and tower.
+
+    Args:
+        trunk: the trunk spec; each expert is one such trunk.
+        tower: the tower spec.
+        experts: number of experts.
+        gate: ``softmax`` (MMoE) or ``dselect_k`` (sparse, differentiable top-k).
+        top_k: experts each DSelect-k gate keeps (``gate: dselect_k`` only).
+
+    Example (recipe):
+        model:
+          architecture: {name: mmoe, experts: 6}
+          trunk: {name: mlp, units: [64]}
+          tower: {name: mlp, units: [32]}
+    """
+
+    def __init__(self, trunk: ComponentSpec = "mlp", tower: ComponentSpec = "mlp", experts: int = 4,
+                 gate: str = "softmax", top_k: int = 2):
+        super().__init__(trunk, tower)
+        self.experts = check_count(experts, "experts")
+        if gate not in GATES:
+            raise ValueError(f"gate must be one of {', '.join(GATES)}; received {gate!r}")
+        self.gate = gate
+        self.top_k = check_count(top_k, "top_k")
+
+    def build(self, x: keras.KerasTensor, tasks: Sequence[Any]) -> dict[str, keras.KerasTensor]:
+        names = [shared_name(f"expert_{i}") for i in range(self.experts)]
+        outputs = [self.make_trunk(name)(x) for name in names]
+        representations = {}
+        for task in tasks:
+            weights = make_gate(self.gate, names, f"{task.name}_gate", task=task.name, top_k=self.top_k)(x)
+            mixed = ExpertMixture(name=f"{task.name}_mixture")([weights, *outputs])
+            representations[task.name] = self.make_tower(task.name)(mixed)
+        return representations
+
+
+def make_gate(kind: str, experts: Sequence[str], name: str, level: int = 0, task: str | None = None,
+              top_k: int = 2) -> ExpertGate:
+    """A softmax or DSelect-k gate over ``experts``, named ``name``, deciding ``task``'s mixture."""
+    if kind == "dselect_k":
+        return DSelectKGate(list(experts), k=min(top_k, len(experts)), level=level, task=task, name=name)
+    return ExpertGate(list(experts), level=level, task=task, name=name)
