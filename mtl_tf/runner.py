@@ -3,6 +3,10 @@
 preprocess (Beam) -> train (Trainer) -> evaluate (test split) -> export (SavedModel)
 -> skew check (reloaded export vs in-memory model) -> register (MLflow), all tracked in one
 MLflow run. Each stage is a library call; this module only wires them in order.
+
+Around training, the chief measures task relationships at epoch ends (gradient conflict and
+inter-task affinity, :mod:`mtl_tf.analysis`), and after evaluation it reports delta_m against
+the recipe's single-task baselines when ``mtl baseline`` has made them (:func:`run_baselines`).
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ class RunResult:
     model_name: str | None = None
     model_version: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    delta_m: dict[str, Any] | None = None
 
     def summary(self) -> str:
         lines = ["test metrics:"]
         for task, metrics in self.test_metrics.items():
             values = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
             lines.append(f"  {task}: {values}")
+        lines.append(_delta_m_line(self.delta_m))
         lines.append(f"report: {self.report_path}")
         if self.export_dir:
             lines.append(f"export: {self.export_dir}")
@@ -48,6 +54,17 @@ class RunResult:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
         lines.append(f"time: {stages}")
         return "\n".join(lines)
+
+
+def _delta_m_line(section: dict[str, Any] | None) -> str:
+    if not section:
+        return "delta_m: not computed"
+    if not section.get("available"):
+        return f"delta_m: not computed ({section['reason']}; {section['how']})"
+    overall = section.get("all_metrics_pct")
+    overall_text = "n/a" if overall is None else f"{overall:+.2f}%"
+    return f"delta_m vs single-task baselines: {section['primary_pct']:+.2f}% (primary metrics), " \
+           f"{overall_text} (all metrics)"
 
 
 def preprocess(recipe: Recipe, beam_args: Sequence[str] = (), skip: bool = False, echo: Callable = print):
@@ -154,9 +171,10 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         start = time.perf_counter()
         data = datasets(recipe, spec, tasks)
         trainer = make_trainer(recipe, spec, tasks, run_dir, strategy, verbose)
+        monitor = make_monitor(recipe, spec, tasks, trainer, run_dir, resume) if chief else None
         batch = recipe.training.batch_size
         history = trainer.fit(data["train"], data["validation"], resume=resume,
-                              on_epoch_end=lambda epoch, logs: tracked.log_epoch(epoch, logs),
+                              on_epoch_end=epoch_logger(tracked, monitor),
                               expected_steps=-(-spec.splits["train"].num_examples // batch))
         timings["train"] = time.perf_counter() - start
 
@@ -164,6 +182,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         test_metrics = trainer.evaluate(data["test"])
         tracked.log_metrics({f"{task}/test_{metric}": value
                              for task, metrics in test_metrics.items() for metric, value in metrics.items()})
+        delta = _delta_m(recipe, spec, tasks, test_metrics, tracked) if chief else None
         timings["evaluate"] = time.perf_counter() - start
         if not chief:
             return RunResult(run_dir=run_dir, dataset_path=Path(spec.root) / "dataset.json",
@@ -174,7 +193,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         timings["export"] = time.perf_counter() - start
 
         report_path = write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir,
-                                       skew, run_dir, tracked)
+                                       skew, run_dir, tracked, monitor=monitor, delta=delta)
         version = None
         name = recipe.tracking.register_as or recipe.name
         if register:
@@ -189,7 +208,64 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
             timings["register"] = time.perf_counter() - start
         return RunResult(run_dir=run_dir, dataset_path=Path(spec.root) / "dataset.json", report_path=report_path,
                          test_metrics=test_metrics, export_dir=export_dir, run_id=tracked.run_id, tracking_uri=uri,
-                         model_name=name if register else None, model_version=version, timings=timings)
+                         model_name=name if register else None, model_version=version, timings=timings,
+                         delta_m=delta)
+
+
+def make_monitor(recipe: Recipe, spec: Any, tasks: Sequence[Any], trainer: Any, run_dir: Path,
+                 resume: bool = False) -> Any:
+    """The epoch-end task-relationship monitor of a run, or None (one task, or turned off).
+
+    It runs on the chief alone, on the chief's local copy of the weights and on a few
+    training batches read once (shuffled with a fixed seed); it writes no variable and runs
+    no collective op, so the other workers are not involved (see :mod:`mtl_tf.analysis.probe`).
+    """
+    analysis = recipe.analysis
+    count = max(analysis.conflict_batches, analysis.affinity_batches)
+    if len(tasks) < 2 or count == 0:
+        return None
+    from mtl_tf.analysis.monitor import RelationsMonitor, probe_batches
+    from mtl_tf.data.reader import make_dataset
+
+    training = recipe.training
+    buffer = min(training.shuffle_buffer, 4 * count * training.batch_size)
+    source = make_dataset(spec, "train", tasks, training.batch_size, shuffle=True, shuffle_buffer=buffer,
+                          seed=training.seed + 1)
+    rate = analysis.affinity_lr or (lambda: current_learning_rate(trainer.optimizer))
+    return RelationsMonitor(trainer.model, tasks, probe_batches(source, count), run_dir / "analysis",
+                            conflict_batches=analysis.conflict_batches, affinity_batches=analysis.affinity_batches,
+                            learning_rate=rate, every=analysis.every, resume=resume)
+
+
+def current_learning_rate(optimizer: Any) -> float:
+    """The optimizer's learning rate now (a schedule evaluated at the current step)."""
+    import numpy as np
+
+    return float(np.asarray(optimizer.learning_rate))
+
+
+def epoch_logger(tracked: Any, monitor: Any = None) -> Callable[[int, dict], None]:
+    """The Trainer's epoch-end callback: relations measured (when due) and the epoch logged."""
+
+    def on_epoch_end(epoch: int, logs: dict) -> None:
+        if monitor is not None:
+            logs.update(monitor.on_epoch_end(epoch))
+            for path in monitor.files():
+                tracked.log_artifact(path, "analysis")
+        tracked.log_epoch(epoch, logs)
+
+    return on_epoch_end
+
+
+def _delta_m(recipe: Recipe, spec: Any, tasks: Sequence[Any], test_metrics: Any, tracked: Any) -> dict[str, Any]:
+    """The delta_m section (compared with baselines.json when it exists), logged to MLflow."""
+    from mtl_tf.evaluation.baselines import compare
+
+    section = compare(recipe, spec, tasks, test_metrics)
+    if section["available"]:
+        tracked.log_metrics(section.pop("metrics"))
+        tracked.set_tags({"mtl.delta_m.baselines": section["baselines"]})
+    return section
 
 
 def _tracking(recipe: Recipe, tracking_uri: str | None, chief: bool) -> tuple[str | None, Any]:
@@ -230,8 +306,9 @@ def export_and_check(recipe: Recipe, spec: Any, tasks: Sequence[Any], model: Any
     return export_dir, skew
 
 
-def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir, skew, run_dir, tracked) -> Path:
-    """report.json, report.md and the training-curve plot; all logged to the run."""
+def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir, skew, run_dir, tracked,
+                     monitor: Any = None, delta: dict[str, Any] | None = None) -> Path:
+    """report.json, report.md, the training-curve plot and the relation plots; all logged to the run."""
     from mtl_tf.evaluation import build_report, plot_history, write_report
     from mtl_tf.models import parameter_counts
 
@@ -242,10 +319,153 @@ def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export
                  "tolerance": recipe.export.skew_tolerance},
         "mlflow": {"run_id": tracked.run_id, "experiment": recipe.tracking.experiment or recipe.name},
     }
+    if delta is not None:
+        extra["delta_m"] = delta
+    plots = []
+    if monitor is not None and (monitor.conflict["epochs"] or monitor.affinity["epochs"]):
+        extra["relations"] = relations_summary(monitor)
+        plots = monitor.plots()
     report = build_report(recipe, spec, tasks, test_metrics, history, extra)
     json_path, md_path = write_report(report, run_dir)
     plot = plot_history(history, tasks, run_dir / "training_curves.png")
     for path in (json_path, md_path, plot):
         tracked.log_artifact(path, "report")
+    for path in [*plots, *(monitor.files() if monitor is not None else [])]:
+        tracked.log_artifact(path, "analysis")
     tracked.log_artifacts(export_dir, "export")
     return md_path
+
+
+def relations_summary(monitor: Any, groups: int = 2) -> dict[str, Any]:
+    """The report's task-relationship section: last matrices, cost, and a grouping suggestion
+    (``groups`` groups, from the affinity averaged over epochs) when there are more tasks than groups."""
+    summary = monitor.summary()
+    if monitor.affinity["epochs"] and len(monitor.names) > groups:
+        from mtl_tf.analysis.grouping import recommend_groups
+        from mtl_tf.analysis.records import select_matrix
+
+        matrix, _ = select_matrix(monitor.affinity)
+        grouping = recommend_groups(matrix, monitor.names, groups)
+        summary["grouping"] = {"groups": grouping.groups, "score": grouping.score, "exhaustive": grouping.exhaustive}
+    return summary
+
+
+@dataclass
+class BaselineResult:
+    """What ``run_baselines`` produced: one single-task model per task and their metrics."""
+
+    path: Path
+    test_metrics: dict[str, dict[str, float]]
+    run_ids: dict[str, str | None]
+    tracking_uri: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = ["single-task baselines (test split, best validation epoch):"]
+        for task, metrics in self.test_metrics.items():
+            values = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            run = f"  [mlflow run {self.run_ids[task]}]" if self.run_ids.get(task) else ""
+            lines.append(f"  {task}: {values}{run}")
+        lines.append(f"baselines: {self.path} (every `mtl run` of this recipe now reports delta_m)")
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
+        lines.append(f"time: {stages}")
+        return "\n".join(lines)
+
+
+def single_task_recipe(recipe: Recipe, task: str) -> Recipe:
+    """The recipe reduced to one task: same data, trunk, tower, architecture and training settings.
+
+    The weighting, gradient aggregation and task sampling become static / sum / joint (they
+    only mean something for several tasks), the task weight 1, the relation measurements
+    off, and run outputs go to ``<output_dir>/baselines/<task>``. Runs are tracked in the
+    recipe's experiment.
+    """
+    from mtl_tf.recipe.loader import parse_recipe
+
+    if task not in recipe.task_names:
+        raise ValueError(f"recipe '{recipe.name}' has no task '{task}'; its tasks: {', '.join(recipe.task_names)}")
+    raw = recipe.model_dump(mode="json")
+    raw["name"] = f"{recipe.name}_baseline_{task}"
+    raw["output_dir"] = str(Path(recipe.run_dir) / "baselines" / task)
+    raw["tasks"] = [{**entry, "weight": 1.0} for entry in raw["tasks"] if entry["name"] == task]
+    raw["training"].update({"weighting": {"name": "static"}, "gradient": {"name": "sum"},
+                            "sampling": {"name": "joint"}})
+    raw["tracking"]["experiment"] = recipe.tracking.experiment or recipe.name
+    raw["analysis"] = {"conflict_batches": 0, "affinity_batches": 0}
+    return parse_recipe(raw)
+
+
+def run_baselines(recipe: Recipe, tasks: Sequence[str] | None = None, tracking_uri: str | None = None,
+                  skip_preprocess: bool = False, beam_args: Sequence[str] = (), verbose: int = 1,
+                  echo: Callable = print) -> BaselineResult:
+    """Trains one single-task model per task and writes ``<output_dir>/baselines.json``.
+
+    Each model is the recipe with only that task (:func:`single_task_recipe`), trained on the
+    same data with the same settings and evaluated on the test split with the weights of its
+    best validation epoch. Each is an MLflow run tagged ``mtl.baseline=true`` and
+    ``mtl.task=<task>``; nothing is exported or registered. Training a subset of the tasks
+    updates their entries and keeps the others.
+
+    Args:
+        recipe: the multi-task recipe.
+        tasks: the task names to train; default every task.
+        tracking_uri: MLflow tracking URI (else MLFLOW_TRACKING_URI, the recipe, sqlite:///mlflow.db).
+        skip_preprocess: reuse the dataset already written to ``data.output_dir``.
+        beam_args: Beam pipeline options.
+        verbose: 1 shows a progress bar per epoch.
+        echo: where progress lines go.
+    """
+    from mtl_tf.evaluation.baselines import Baselines, baselines_path, dataset_fingerprint, shared_settings
+    from mtl_tf.tasks import build_tasks
+    from mtl_tf.training import make_strategy
+    from mtl_tf.training.strategy import is_chief
+
+    names = list(tasks or recipe.task_names)
+    singles = {name: single_task_recipe(recipe, name) for name in names}
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    spec = preprocess(recipe, beam_args, skip=skip_preprocess, echo=echo)
+    timings["preprocess"] = time.perf_counter() - start
+    strategy = make_strategy(recipe.training.distribution.strategy)
+    chief = is_chief(strategy)
+    entries, run_ids, uri = {}, {}, None
+    for name, single in singles.items():
+        echo(f"baseline {name}: training a single-task model")
+        start = time.perf_counter()
+        task_list = build_tasks(single.tasks)
+        uri, tracked_run = _tracking(single, tracking_uri, chief)
+        with tracked_run as tracked:
+            entries[name] = _train_baseline(single, spec, task_list, strategy, tracked, recipe.name, verbose)
+            run_ids[name] = tracked.run_id
+        timings[name] = time.perf_counter() - start
+    path = baselines_path(recipe)
+    fresh = Baselines(recipe=recipe.name, dataset=dataset_fingerprint(spec), settings=shared_settings(recipe),
+                      tasks=entries)
+    if chief:
+        if path.is_file():
+            previous = Baselines.read(path)
+            fresh = previous.merge(fresh) if previous.mismatch(fresh.dataset) is None else fresh
+        fresh.write(path)
+    return BaselineResult(path=path, test_metrics={n: e["test"] for n, e in entries.items()}, run_ids=run_ids,
+                          tracking_uri=uri, timings=timings)
+
+
+def _train_baseline(single: Recipe, spec: Any, tasks: Sequence[Any], strategy: Any, tracked: Any,
+                    parent: str, verbose: int) -> dict[str, Any]:
+    """Trains and evaluates one single-task model inside its MLflow run; returns its baselines.json entry."""
+    task = tasks[0]
+    tracked.set_tags({"mtl.baseline": "true", "mtl.baseline_of": parent, "mtl.task": task.name,
+                      "mtl.recipe": parent, "mtl.tasks": task.name})
+    tracked.log_params(flatten(single))
+    run_dir = Path(single.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = datasets(single, spec, tasks)
+    trainer = make_trainer(single, spec, tasks, run_dir, strategy, verbose)
+    history = trainer.fit(data["train"], data["validation"], on_epoch_end=epoch_logger(tracked),
+                          expected_steps=-(-spec.splits["train"].num_examples // single.training.batch_size))
+    test = trainer.evaluate(data["test"])[task.name]
+    tracked.log_metrics({f"{task.name}/test_{metric}": value for metric, value in test.items()})
+    return {"test": {k: float(v) for k, v in test.items()}, "primary_metric": task.primary_metric,
+            "higher_is_better": {m: task.higher_is_better(m) for m in test},
+            "best_epoch": history.best_epoch, "epochs_run": len(history.epochs),
+            "stopped_reason": history.stopped_reason, "run_id": tracked.run_id}

@@ -36,11 +36,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from mtl_tf.cli import data, models, recipes, run
+    from mtl_tf.cli import analyze, baseline, data, models, recipes, run
 
     cli.add_command(recipes.recipes)
     cli.add_command(data.data)
     cli.add_command(run.run)
+    cli.add_command(baseline.baseline)
+    cli.add_command(analyze.analyze)
     cli.add_command(models.models)
 
 

@@ -87,6 +87,8 @@ def to_markdown(report: Mapping[str, Any]) -> str:
         p = report["parameters"]
         lines += ["## Model", "", f"{p.get('trainable', 0):,} trainable and {p.get('non_trainable', 0):,} "
                   "non-trainable parameters.", ""]
+    lines += _delta_m_lines(report.get("delta_m"))
+    lines += _relations_lines(report.get("relations"))
     for section in ("export", "skew", "mlflow"):
         if section in report:
             lines += [f"## {section.capitalize() if section != 'mlflow' else 'MLflow'}", ""]
@@ -96,6 +98,62 @@ def to_markdown(report: Mapping[str, Any]) -> str:
 
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
+
+
+def _delta_m_lines(section: Mapping[str, Any] | None) -> list[str]:
+    """The delta_m section: the two figures and the per-task table, or how to get them."""
+    if not section:
+        return []
+    lines = ["## delta_m against single-task baselines", ""]
+    if not section.get("available"):
+        return lines + [f"Not computed: {section['reason']}; {section['how']}.", ""]
+    lines += [f"delta_m on the primary metrics: **{section['primary_pct']:+.2f}%**; over all metrics: "
+              f"{_pct(section.get('all_metrics_pct'))} (positive: the multi-task model is better; test split, "
+              "each model at its best validation epoch).", "",
+              "| task | metric | multi-task | single-task | change |", "| --- | --- | --- | --- | --- |"]
+    for task, row in section["per_task"].items():
+        lines.append(f"| {task} | {row['metric']} | {row['multi_task']:.4f} | {row['single_task']:.4f} | "
+                     f"{row['relative_pct']:+.2f}% |")
+    lines.append("")
+    if section.get("skipped"):
+        lines += [f"Left out (baseline value 0, no relative change): {', '.join(section['skipped'])}.", ""]
+    if section.get("missing_baselines"):
+        lines += [f"No baseline for: {', '.join(section['missing_baselines'])}.", ""]
+    if section.get("stale_settings"):
+        lines += [f"The baselines were trained with different {', '.join(section['stale_settings'])}; "
+                  "rerun `mtl baseline` for a like-for-like comparison.", ""]
+    return lines
+
+
+def _relations_lines(section: Mapping[str, Any] | None) -> list[str]:
+    """The task-relationship section: the last measured matrices and what they cost."""
+    if not section:
+        return []
+    tasks = section["tasks"]
+    lines = ["## Task relationships", ""]
+    for kind, caption in (("conflict", "Gradient cosine on the shared parameters (negative: conflict)"),
+                          ("affinity", "Inter-task affinity, row task's step onto column task's loss")):
+        if kind not in section:
+            continue
+        entry = section[kind]
+        lines += [f"{caption}, epoch {entry['epoch']}:", "", "| | " + " | ".join(f"*{t}*" for t in tasks) + " |",
+                  "| --- |" + " --- |" * len(tasks)]
+        for name, row in zip(tasks, entry["matrix"]):
+            lines.append(f"| *{name}* | " + " | ".join("n/a" if v is None else f"{v:.3g}" for v in row) + " |")
+        lines.append("")
+    if section.get("grouping"):
+        lines += [f"Suggested grouping ({len(section['grouping']['groups'])} groups, mean affinity over epochs): "
+                  + " | ".join(", ".join(g) for g in section["grouping"]["groups"]) + ".", ""]
+    if section.get("seconds_per_epoch") is not None:
+        batches = section["probe_batches"]
+        lines += [f"Measured at epoch ends on fixed training batches ({batches['conflict']} for conflict, "
+                  f"{batches['affinity']} for affinity): {section['seconds_per_epoch']:.2f} s per measured epoch "
+                  f"({section.get('first_seconds') or 0:.2f} s the first time, which compiles the probe).", ""]
+    return lines
+
+
+def _pct(value: Any) -> str:
+    return f"{value:+.2f}%" if isinstance(value, (int, float)) else "n/a"
 
 
 def plot_history(history: Any, tasks: Sequence[Any], path: str | Path) -> Path:

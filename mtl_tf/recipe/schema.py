@@ -1,6 +1,7 @@
 """The recipe schema: YAML validated into frozen pydantic models that refuse unknown keys.
 
-Sections: ``name``, ``data``, ``tasks``, ``model``, ``training``, ``tracking``, ``export``.
+Sections: ``name``, ``data``, ``tasks``, ``model``, ``training``, ``tracking``, ``export``,
+``analysis``.
 Component sections (trunk, tower, architecture, optimizer, weighting, gradient, sampling)
 are ``{name: ..., **options}`` specs; their names and options are checked against the
 registries by :func:`mtl_tf.recipe.loader.check_components`.
@@ -196,6 +197,16 @@ class Export(Strict):
     skew_tolerance: float = Field(1e-4, gt=0)
 
 
+class Analysis(Strict):
+    """Task relationships measured at epoch ends on a few fixed training batches (0 turns one off)."""
+
+    conflict_batches: int = Field(4, ge=0, description="batches for the task-gradient cosine matrix")
+    affinity_batches: int = Field(4, ge=0, description="batches for the lookahead inter-task affinity")
+    affinity_lr: float | None = Field(None, gt=0, description="lookahead step; default the optimizer's "
+                                                               "learning rate at that epoch")
+    every: int = Field(1, ge=1, description="measure after every n-th epoch")
+
+
 class Recipe(Strict):
     name: str
     output_dir: str | None = Field(None, description="run outputs; default: artifacts/<name>")
@@ -205,6 +216,7 @@ class Recipe(Strict):
     training: Training = Training()
     tracking: Tracking = Tracking()
     export: Export = Export()
+    analysis: Analysis = Analysis()
 
     @field_validator("name")
     @classmethod

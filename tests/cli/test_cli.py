@@ -146,3 +146,59 @@ def test_run_end_to_end_registers_a_servable_model_and_gates_promotion(workdir):
     assert forced.exit_code == 0, forced.output
     described = invoke("models", "describe", "fraud_signals", "--tracking-uri", uri, "--json")
     assert "testing the gate" in described.output
+
+
+def test_analyze_affinity_missing_run_is_one_line(workdir):
+    result = invoke("analyze", "affinity", "no_such_run", "--tracking-uri", f"sqlite:///{workdir}/mlflow.db")
+    one_line_error(result, "no MLflow run 'no_such_run'")
+
+
+def test_baseline_unknown_task_is_one_line(workdir):
+    result = invoke("baseline", small_recipe(workdir), "--task", "transaction_frud")
+    one_line_error(result, "transaction_frud", "transaction_fraud")
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_baseline_then_run_reports_delta_m_and_relations_then_analyze_affinity(workdir):
+    import json
+    import re
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{workdir}/mlflow.db"
+    assert invoke("data", "synth", "fraud_signals", "--rows", 3000, "--out", "data/fraud_signals/raw").exit_code == 0
+    recipe = small_recipe(workdir)
+    result = invoke("baseline", recipe, "--tracking-uri", uri, "-q")
+    assert result.exit_code == 0, result.output
+    baselines = json.loads(Path("artifacts/fraud_signals/baselines.json").read_text())
+    assert sorted(baselines["tasks"]) == ["account_takeover", "default_risk", "transaction_fraud"]
+
+    result = invoke("run", recipe, "--tracking-uri", uri, "-q", "--skip-preprocess", "--no-register")
+    assert result.exit_code == 0, result.output
+    assert "delta_m vs single-task baselines:" in result.output
+    run_id = re.search(r"mlflow run: (\w+)", result.output).group(1)
+    report = json.loads(Path("artifacts/fraud_signals/report.json").read_text())
+    assert report["delta_m"]["available"] and report["delta_m"]["per_task"]
+    assert report["relations"]["conflict"]["epoch"] == 2
+    assert "## Task relationships" in Path("artifacts/fraud_signals/report.md").read_text()
+
+    client = MlflowClient(uri)
+    metrics = client.get_run(run_id).data.metrics
+    assert "delta_m/primary" in metrics and "delta_m/all_metrics" in metrics
+    history = client.get_metric_history(run_id, "conflict/default_risk__transaction_fraud")
+    assert [m.step for m in history] == [1, 2] and all(-1 <= m.value <= 1 for m in history)
+    assert "affinity/transaction_fraud__account_takeover" in metrics
+    artifacts = {a.path for a in client.list_artifacts(run_id, "analysis")}
+    assert {"analysis/conflict.png", "analysis/affinity.png", "analysis/affinity.json"} <= artifacts
+    experiment = client.get_experiment_by_name("fraud_signals").experiment_id
+    tagged = client.search_runs([experiment], "tags.`mtl.baseline` = 'true'")
+    assert sorted(r.data.tags["mtl.task"] for r in tagged) == ["account_takeover", "default_risk",
+                                                               "transaction_fraud"]
+
+    result = invoke("analyze", "affinity", run_id, "--tracking-uri", uri, "--groups", 2, "--out", "aff.png")
+    assert result.exit_code == 0, result.output
+    assert "recommended grouping into 2 group(s):" in result.output and "group 2:" in result.output
+    assert Path("aff.png").stat().st_size > 1000
+    one_line_error(invoke("analyze", "affinity", tagged[0].info.run_id, "--tracking-uri", uri),
+                   "has no analysis/affinity.json")
