@@ -17,8 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from mtl_tf.recipe import Recipe, flatten
 from mtl_tf.recipe.loader import resolved_yaml
+
+
+# Validation batches over which mixture-of-experts gate weights are averaged for the report.
+UTILISATION_BATCHES = 8
 
 
 @dataclass
@@ -193,7 +199,8 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         timings["export"] = time.perf_counter() - start
 
         report_path = write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir,
-                                       skew, run_dir, tracked, monitor=monitor, delta=delta)
+                                       skew, run_dir, tracked, monitor=monitor, delta=delta,
+                                       utilisation_batches=data["validation"].take(UTILISATION_BATCHES))
         version = None
         name = recipe.tracking.register_as or recipe.name
         if register:
@@ -307,16 +314,18 @@ def export_and_check(recipe: Recipe, spec: Any, tasks: Sequence[Any], model: Any
 
 
 def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir, skew, run_dir, tracked,
-                     monitor: Any = None, delta: dict[str, Any] | None = None) -> Path:
+                     monitor: Any = None, delta: dict[str, Any] | None = None,
+                     utilisation_batches: Any = None) -> Path:
     """report.json, report.md, the training-curve plot and the relation plots; all logged to the run."""
     from mtl_tf.evaluation import build_report, plot_history, write_report
-    from mtl_tf.models import parameter_counts
+    from mtl_tf.models import flops_per_example, parameter_breakdown
 
     extra = {
-        "parameters": parameter_counts(trainer.model),
+        "parameters": parameter_breakdown(trainer.model),
+        "flops_per_example": flops_per_example(trainer.model),
         "export": {"dir": str(export_dir)},
-        "skew": {"max_abs_diff": getattr(skew, "max_abs_diff", None), "examples": recipe.export.skew_examples,
-                 "tolerance": recipe.export.skew_tolerance},
+        "skew": {"max_abs_difference": skew.max_abs_difference, "examples": skew.num_examples,
+                 "tolerance": skew.tolerance},
         "mlflow": {"run_id": tracked.run_id, "experiment": recipe.tracking.experiment or recipe.name},
     }
     if delta is not None:
@@ -325,6 +334,11 @@ def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export
     if monitor is not None and (monitor.conflict["epochs"] or monitor.affinity["epochs"]):
         extra["relations"] = relations_summary(monitor)
         plots = monitor.plots()
+    if utilisation_batches is not None:
+        utilisation, heatmap = expert_usage(trainer.model, utilisation_batches, run_dir)
+        if heatmap is not None:
+            extra["expert_utilisation"] = utilisation
+            plots.append(heatmap)
     report = build_report(recipe, spec, tasks, test_metrics, history, extra)
     json_path, md_path = write_report(report, run_dir)
     plot = plot_history(history, tasks, run_dir / "training_curves.png")
@@ -334,6 +348,18 @@ def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export
         tracked.log_artifact(path, "analysis")
     tracked.log_artifacts(export_dir, "export")
     return md_path
+
+
+def expert_usage(model: Any, batches: Any, run_dir: Path) -> tuple[Any, Path | None]:
+    """Mean gate weight per task and expert (mixture-of-experts models) and its heatmap PNG."""
+    from mtl_tf.models import expert_columns, expert_utilisation, utilisation_heatmap
+    from mtl_tf.models.experts import gates
+
+    if not gates(model):
+        return None, None
+    utilisation = expert_utilisation(model, batches)
+    path = utilisation_heatmap(utilisation, run_dir / "expert_utilisation.png", columns=expert_columns(model))
+    return {task: np.asarray(row).tolist() for task, row in utilisation.items()}, path
 
 
 def relations_summary(monitor: Any, groups: int = 2) -> dict[str, Any]:

@@ -86,7 +86,13 @@ def to_markdown(report: Mapping[str, Any]) -> str:
     if "parameters" in report:
         p = report["parameters"]
         lines += ["## Model", "", f"{p.get('trainable', 0):,} trainable and {p.get('non_trainable', 0):,} "
-                  "non-trainable parameters.", ""]
+                  "non-trainable parameters" + _breakdown(p) + "."]
+        if report.get("flops_per_example"):
+            lines.append(f"{report['flops_per_example']:,} multiply-adds per example (inference).")
+        lines.append("")
+        if report.get("expert_utilisation"):
+            lines += ["Mean gate weight per expert (validation):", ""]
+            lines += [f"- {task}: {_rounded(row)}" for task, row in report["expert_utilisation"].items()] + [""]
     lines += _delta_m_lines(report.get("delta_m"))
     lines += _relations_lines(report.get("relations"))
     for section in ("export", "skew", "mlflow"):
@@ -94,6 +100,19 @@ def to_markdown(report: Mapping[str, Any]) -> str:
             lines += [f"## {section.capitalize() if section != 'mlflow' else 'MLflow'}", ""]
             lines += [f"- {k}: {v}" for k, v in report[section].items()] + [""]
     return "\n".join(lines)
+
+
+def _breakdown(parameters: Mapping[str, Any]) -> str:
+    parts = [f"{parameters[key]:,} {label}" for key, label in (
+        ("shared_trainable", "shared"), ("task_trainable", "task-specific"),
+        ("fixed_primitives", "in fixed non-learnable primitives")) if parameters.get(key)]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return round(float(value), 3)
 
 
 def _fmt(value: Any) -> str:
