@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from mtl_tf.recipe.schema import Recipe
 from pipelines.encoding import encode_example
 from pipelines.rows import RowParser, RowRejected, reject_record
-from pipelines.splits import active_splits, assign_split
+from pipelines.splits import active_splits, assign_split, file_fractions
 from pipelines.statistics import SummaryFn
 
 
@@ -42,7 +42,8 @@ class BatchConverter:
         headers: file -> its column names; files with the same header share one parser.
 
     Raises:
-        ValueError: a header lacks a column the recipe reads.
+        ValueError: a header lacks a column the recipe reads, or no ``data.split.by_file``
+            rule matches a file.
     """
 
     def __init__(self, recipe: Recipe, headers: Mapping[str, Sequence[str]]):
@@ -53,6 +54,7 @@ class BatchConverter:
                 plans[tuple(header)] = RowParser(recipe, header)
             self.parsers[path] = plans[tuple(header)]
         self.fractions = active_splits(recipe.data.split)
+        self.file_fractions = {path: file_fractions(recipe.data.split, path) for path in headers}
         self.seed = recipe.data.split.seed
         self.summary_fn = SummaryFn(recipe.data.features, recipe.tasks)
 
@@ -68,8 +70,8 @@ class BatchConverter:
         Raises:
             ValueError: a line comes from a file whose header is unknown.
         """
-        fractions, seed = self.fractions, self.seed
-        rows: dict[str, list[dict[str, Any]]] = {split: [] for split in fractions}
+        seed = self.seed
+        rows: dict[str, list[dict[str, Any]]] = {split: [] for split in self.fractions}
         rejects = []
         for path, line in lines:
             try:
@@ -77,7 +79,7 @@ class BatchConverter:
             except RowRejected as reject:
                 rejects.append(reject_record(path, line, reject))
                 continue
-            rows[assign_split(key, fractions, seed)].append(values)
+            rows[assign_split(key, self.file_fractions[path], seed)].append(values)
         summary = self.summary_fn.batch_summary(len(lines), rows, [r["kind"] for r in rejects])
         examples = {split: [encode_example(values) for values in split_rows] for split, split_rows in rows.items()}
         return ConvertedBatch(examples=examples, rejects=rejects, summary=summary)

@@ -26,8 +26,8 @@ from typing import Any, Mapping, Sequence
 from mtl_tf.data.spec import (CategoricalStats, DatasetSpec, FeatureSpec, NumericStats, RejectsSpec,
                               SplitSpec, TaskSpec)
 from mtl_tf.recipe.schema import SPLIT_NAMES, Recipe
-from pipelines.sources import check_headers, expand_sources, read_headers
-from pipelines.splits import active_splits
+from pipelines.sources import check_headers, expand_sources, file_columns
+from pipelines.splits import active_splits, check_split_files
 
 FEATURE_DTYPES = {"numeric": "float32", "categorical": "string", "timestamp": "int64"}
 REJECTS_DIR = "rejects"
@@ -65,7 +65,8 @@ def build_pipeline(pipeline, recipe: Recipe, files: list[str], out_dir: str) -> 
         out_dir: the output folder.
 
     Raises:
-        ValueError: a file lacks a column the recipe reads.
+        ValueError: a file lacks a column the recipe reads, or ``data.split.by_file`` has no
+            rule for a file.
     """
     import apache_beam as beam
 
@@ -73,12 +74,13 @@ def build_pipeline(pipeline, recipe: Recipe, files: list[str], out_dir: str) -> 
                                       ReadCsvBatches, ShardExamples, SummarizeBatches, WriteFiles,
                                       example_files)
 
-    headers = read_headers(files, recipe.data.source.delimiter)
+    headers = file_columns(files, recipe.data.source)
     check_headers(recipe, headers)
+    check_split_files(recipe.data.split, files)
     shards = recipe.data.shards
     names = [name for split in active_splits(recipe.data.split) for name in example_files(split, shards)]
     converted = (pipeline
-                 | "ReadCsv" >> ReadCsvBatches(files)
+                 | "ReadCsv" >> ReadCsvBatches(files, skip_header=recipe.data.source.header)
                  | "Convert" >> ConvertRows(recipe, headers))
     examples = converted[EXAMPLES] | "Shard" >> ShardExamples(shards)
     rejects = converted[REJECTS] | "RejectLines" >> beam.Map(lambda reject: (REJECTS_FILE, [json.dumps(reject)]))
@@ -104,8 +106,9 @@ def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = Non
         A :class:`PreprocessResult`.
 
     Raises:
-        ValueError: a glob matches nothing, a file lacks a column, or a task has no labelled
-            row in some split (``dataset.json`` is still written, to inspect).
+        ValueError: a glob matches nothing, a file lacks a column, ``data.split.by_file`` has no
+            rule for a file or a rule without a file, or a task has no labelled row in some
+            split (``dataset.json`` is still written, to inspect).
         RuntimeError: the pipeline lost rows (rows in != written + rejected).
     """
     import apache_beam as beam
@@ -115,7 +118,8 @@ def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = Non
 
     out = Path(out_dir or recipe.data.output_dir)
     files = expand_sources(recipe.data.source.patterns)
-    check_headers(recipe, read_headers(files, recipe.data.source.delimiter))
+    check_headers(recipe, file_columns(files, recipe.data.source))
+    check_split_files(recipe.data.split, files)
     clear_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
     with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:

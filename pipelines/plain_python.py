@@ -17,7 +17,7 @@ from typing import IO, Sequence
 
 from mtl_tf.recipe.schema import Recipe
 from pipelines.batches import BatchConverter
-from pipelines.sources import check_headers, read_headers
+from pipelines.sources import check_headers, file_columns
 from pipelines.transforms import BATCH_SIZE, REJECTS_FILE, SUMMARY_FILE, example_files
 
 
@@ -35,7 +35,7 @@ def convert(recipe: Recipe, files: Sequence[str], out_dir: str | Path) -> int:
     import tensorflow as tf
 
     files = [str(Path(f).resolve()) for f in files]
-    headers = read_headers(files, recipe.data.source.delimiter)
+    headers = file_columns(files, recipe.data.source)
     check_headers(recipe, headers)
     converter = BatchConverter(recipe, headers)
     out = Path(out_dir)
@@ -48,7 +48,7 @@ def convert(recipe: Recipe, files: Sequence[str], out_dir: str | Path) -> int:
                            for name in example_files(split, shards)] for split in written}
         rejects = stack.enter_context((out / REJECTS_FILE).open("w"))
         for path in files:
-            for lines in _batches(path, BATCH_SIZE):
+            for lines in _batches(path, BATCH_SIZE, recipe.data.source.header):
                 batch = converter.convert(lines)
                 for split, examples in batch.examples.items():
                     for example in examples:
@@ -61,10 +61,10 @@ def convert(recipe: Recipe, files: Sequence[str], out_dir: str | Path) -> int:
     return sum(written.values())
 
 
-def _batches(path: str, size: int):
+def _batches(path: str, size: int, skip_header: bool = True):
     """``(path, line)`` lists of up to ``size`` data lines of the file."""
     batch = []
-    for line in _data_lines(path):
+    for line in _data_lines(path, skip_header):
         batch.append((path, line))
         if len(batch) == size:
             yield batch
@@ -73,10 +73,12 @@ def _batches(path: str, size: int):
         yield batch
 
 
-def _data_lines(path: str):
-    """The lines after the header, without their line endings (as Beam's text reader gives them)."""
+def _data_lines(path: str, skip_header: bool = True):
+    """The data lines (after the header, if any), without their line endings (as Beam's text
+    reader gives them)."""
     with _open_text(path) as handle:
-        next(handle, None)
+        if skip_header:
+            next(handle, None)
         for line in handle:
             yield line.rstrip("\r\n")
 

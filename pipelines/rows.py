@@ -2,8 +2,9 @@
 
 The Beam DoFns and the plain-Python converter both call :class:`RowParser`, so a row is
 parsed, validated and typed the same way everywhere. A parsed row is ``(key, values)``:
-the split key and a dict from tf.Example key (feature name or label column) to a typed
-value; a missing value is simply absent from the dict.
+the split key (the key column's value, or the row's content when the recipe has no split
+key) and a dict from tf.Example key (feature name or label column) to a typed value; a
+missing value (an empty cell, or one of the recipe's ``na_values``) is simply absent.
 
 Typed values: numeric ``float``; categorical ``str``; timestamp ``int`` epoch seconds;
 binary and regression labels ``float``; multiclass ``int`` class index; multilabel a
@@ -89,6 +90,9 @@ def parse_category(text: str, column: str) -> str | None:
 def label_parser(task: Task) -> Callable[[str], Any]:
     """The function that turns a label cell of ``task`` into its typed value (None = no label)."""
     column = task.label
+    if task.positive:
+        positive = frozenset(task.positive)
+        return lambda text: _positive_set(text, positive)
     if task.type == "binary":
         return lambda text: _binary(text, column)
     if task.type == "regression":
@@ -108,6 +112,13 @@ def _binary(text: str, column: str) -> float | None:
         raise RowRejected("label_not_allowed", f"label value not allowed in '{column}': {text!r} "
                           f"(allowed: {BINARY_ALLOWED})")
     return value
+
+
+def _positive_set(text: str, positive: frozenset[str]) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    return 1.0 if text in positive else 0.0
 
 
 def _class_index(name: str, column: str, index: dict[str, int]) -> int:
@@ -136,8 +147,14 @@ def required_columns(recipe: Recipe) -> list[tuple[str, str]]:
     """``(column, what it is for)`` for every CSV column the recipe reads."""
     columns = [(f.source_column, f"feature '{f.name}'") for f in recipe.data.features]
     columns += [(t.label, f"label of task '{t.name}'") for t in recipe.tasks]
-    columns.append((recipe.data.split.key, "split key (data.split.key)"))
+    if recipe.data.split.key:
+        columns.append((recipe.data.split.key, "split key (data.split.key)"))
     return columns
+
+
+def content_key(fields: Sequence[str]) -> str:
+    """The split key of a row without a key column: its cells, without surrounding spaces."""
+    return "\x1f".join(field.strip() for field in fields)
 
 
 class RowParser:
@@ -161,10 +178,12 @@ class RowParser:
         clashes = sorted({t.label for t in recipe.tasks} & {f.name for f in recipe.data.features})
         if clashes:
             raise ValueError(f"label columns {clashes} are also feature names; tf.Example keys must be unique")
-        self.key_index = position[recipe.data.split.key]
         self.key_column = recipe.data.split.key
-        self.steps = [_feature_step(f, position[f.source_column]) for f in recipe.data.features]
-        self.steps += [(t.label, position[t.label], label_parser(t), False, t.label) for t in recipe.tasks]
+        self.key_index = position[self.key_column] if self.key_column else None
+        na = frozenset(recipe.data.source.na_values)
+        self.steps = [(*_feature_step(f, position[f.source_column]), na) for f in recipe.data.features]
+        self.steps += [(t.label, position[t.label], label_parser(t), False, t.label, na | frozenset(t.na_values))
+                       for t in recipe.tasks]
 
     def parse_line(self, line: str) -> Row:
         """Parses one CSV line; raises :class:`RowRejected` with the reason."""
@@ -175,12 +194,16 @@ class RowParser:
         if len(fields) != len(self.header):
             raise RowRejected("wrong_field_count", f"wrong number of fields: {len(fields)} "
                               f"(the header has {len(self.header)})")
-        key = fields[self.key_index].strip()
-        if not key:
-            raise RowRejected("missing_required", f"missing required value in '{self.key_column}' (split key)")
+        if self.key_index is None:
+            key = content_key(fields)
+        else:
+            key = fields[self.key_index].strip()
+            if not key:
+                raise RowRejected("missing_required", f"missing required value in '{self.key_column}' (split key)")
         values: dict[str, Any] = {}
-        for name, index, parse, required, column in self.steps:
-            value = parse(fields[index])
+        for name, index, parse, required, column, na in self.steps:
+            text = fields[index]
+            value = None if na and text.strip() in na else parse(text)
             if value is not None:
                 values[name] = value
             elif required:

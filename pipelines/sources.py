@@ -12,8 +12,8 @@ import os
 from typing import Mapping, Sequence
 
 from mtl_tf.errors import did_you_mean
-from mtl_tf.recipe.schema import Recipe
-from pipelines.rows import required_columns
+from mtl_tf.recipe.schema import Recipe, Source
+from pipelines.rows import required_columns, split_line
 
 
 def is_remote(path: str) -> bool:
@@ -57,6 +57,34 @@ def read_header(path: str, delimiter: str = ",") -> list[str]:
 def read_headers(files: Sequence[str], delimiter: str = ",") -> dict[str, list[str]]:
     """File -> its column names, so files may order their columns differently."""
     return {path: read_header(path, delimiter) for path in files}
+
+
+def file_columns(files: Sequence[str], source: Source) -> dict[str, list[str]]:
+    """File -> its column names: its header line, or ``source.columns`` for headerless files.
+
+    Raises:
+        ValueError: a headerless file's first line has another number of fields than
+            ``source.columns`` names (one line per such file).
+    """
+    if source.header:
+        return read_headers(files, source.delimiter)
+    columns = list(source.columns or [])
+    problems = []
+    for path in files:
+        count = len(split_line(_first_line(path), source.delimiter))
+        if count != len(columns):
+            problems.append(f"data.source.columns names {len(columns)} columns, but the first line of {path} "
+                            f"has {count} fields (delimiter {source.delimiter!r})")
+    if problems:
+        raise ValueError("\n".join(problems))
+    return {path: columns for path in files}
+
+
+def _first_line(path: str) -> str:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as handle:
+        return handle.readline().decode("utf-8-sig").rstrip("\r\n")
 
 
 def check_headers(recipe: Recipe, headers: Mapping[str, Sequence[str]]) -> None:

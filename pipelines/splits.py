@@ -1,14 +1,18 @@
 """The deterministic train/validation/test assignment by a hashed key.
 
-The key (a customer id, say) is hashed with SHA-256 together with the seed, so the same key
-lands in the same split on every run, on every worker, in any order and on any Python
-version (Python's own ``hash()`` of a string changes between processes).
+The key (a customer id, say, or the row's content when the recipe names no key column) is
+hashed with SHA-256 together with the seed, so the same key lands in the same split on every
+run, on every worker, in any order and on any Python version (Python's own ``hash()`` of a
+string changes between processes). With ``data.split.by_file`` each file has its own
+fractions (:func:`file_fractions`).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
-from typing import Mapping
+import os
+from typing import Mapping, Sequence
 
 from mtl_tf.recipe.schema import Split
 
@@ -46,5 +50,54 @@ def assign_split(key: str, fractions: Mapping[str, float], seed: int = 0) -> str
 
 
 def active_splits(split: Split) -> dict[str, float]:
-    """The recipe's splits with a positive fraction, in the order train, validation, test."""
-    return {name: fraction for name, fraction in split.fractions().items() if fraction > 0}
+    """The recipe's splits with a positive fraction, in the order train, validation, test.
+
+    With ``by_file`` these are the splits some file sends rows to, with the largest fraction
+    any file gives them.
+    """
+    rules = [rule.fractions() for rule in split.by_file] if split.by_file else [split.fractions()]
+    return {name: max(rule[name] for rule in rules) for name in split.split_names()}
+
+
+def matches(pattern: str, path: str) -> bool:
+    """Whether a ``by_file`` glob matches a file, by its name or its full path."""
+    return fnmatch.fnmatchcase(os.path.basename(path.rstrip("/")), pattern) or fnmatch.fnmatchcase(path, pattern)
+
+
+def file_fractions(split: Split, path: str) -> dict[str, float]:
+    """The split fractions of the rows of ``path``: the first matching ``by_file`` rule's, else
+    the top-level ones.
+
+    Raises:
+        ValueError: ``by_file`` is given and no rule matches the file.
+    """
+    if not split.by_file:
+        return split.fractions()
+    for rule in split.by_file:
+        if matches(rule.files, path):
+            return rule.fractions()
+    raise ValueError(f"data.split.by_file: no rule matches the input file {path!r}; "
+                     f"rules: {', '.join(repr(rule.files) for rule in split.by_file)}")
+
+
+def check_split_files(split: Split, files: Sequence[str]) -> None:
+    """Fails before any worker starts if ``by_file`` leaves a file out or has a rule with no file.
+
+    Raises:
+        ValueError: one line per file without a rule and per rule without a file.
+    """
+    if not split.by_file:
+        return
+    problems = []
+    for path in files:
+        try:
+            file_fractions(split, path)
+        except ValueError as err:
+            problems.append(str(err))
+    for i, rule in enumerate(split.by_file):
+        if not any(matches(rule.files, path) for path in files):
+            names = ", ".join(os.path.basename(path) for path in files)
+            problems.append(f"data.split.by_file.{i}.files: {rule.files!r} matches none of the input files; "
+                            f"received files: {names}")
+    if problems:
+        raise ValueError("\n".join(problems))

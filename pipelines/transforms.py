@@ -74,19 +74,21 @@ class ReadRangeFn(beam.DoFn):
     """``(path, start, end)`` -> lists of up to ``batch_size`` ``(path, line)`` pairs.
 
     A range reads the lines that start in ``[start, end)``, so adjacent ranges read every
-    line exactly once; the header line (the first line) is skipped. Lines are decoded as
-    UTF-8 without their ``\\n`` or ``\\r\\n`` ending, as Beam's text reader gives them.
+    line exactly once; the header line (the first line) is skipped unless ``skip_header``
+    is false. Lines are decoded as UTF-8 without their ``\\n`` or ``\\r\\n`` ending, as
+    Beam's text reader gives them.
     """
 
-    def __init__(self, batch_size: int):
+    def __init__(self, batch_size: int, skip_header: bool = True):
         self.batch_size = batch_size
+        self.skip_header = skip_header
 
     def process(self, element: tuple[str, int, int | None]):
         path, start, end = element
         batch = []
         with FileSystems.open(path) as handle:
             if start == 0:
-                position = len(handle.readline())  # the header
+                position = len(handle.readline()) if self.skip_header else 0
             else:
                 # From one byte before the range: a line that starts exactly at ``start``
                 # follows a newline there, which this readline consumes.
@@ -122,15 +124,17 @@ class ReadCsvBatches(beam.PTransform):
         files: the file paths (not globs), e.g. from :func:`pipelines.sources.expand_sources`.
         batch_size: lines per list.
         range_bytes: the size of the byte ranges files are split into.
+        skip_header: the first line of each file names the columns and is not data.
     """
 
-    def __init__(self, files: Sequence[str], batch_size: int = BATCH_SIZE, range_bytes: int = RANGE_BYTES):
+    def __init__(self, files: Sequence[str], batch_size: int = BATCH_SIZE, range_bytes: int = RANGE_BYTES,
+                 skip_header: bool = True):
         super().__init__()
         if batch_size < 1 or range_bytes < 1:
             raise ValueError(f"batch_size and range_bytes must be at least 1; received {batch_size!r} and "
                              f"{range_bytes!r}")
         self.files = [normalize_path(f) for f in files]
-        self.batch_size, self.range_bytes = batch_size, range_bytes
+        self.batch_size, self.range_bytes, self.skip_header = batch_size, range_bytes, skip_header
 
     def expand(self, pbegin):
         range_bytes = self.range_bytes
@@ -138,7 +142,7 @@ class ReadCsvBatches(beam.PTransform):
                 | "Files" >> beam.Create(self.files)
                 | "Ranges" >> beam.FlatMap(lambda path: file_ranges(path, range_bytes))
                 | "Spread" >> beam.Reshuffle()
-                | "Read" >> beam.ParDo(ReadRangeFn(self.batch_size)))
+                | "Read" >> beam.ParDo(ReadRangeFn(self.batch_size, self.skip_header)))
 
 
 class ConvertBatchFn(beam.DoFn):

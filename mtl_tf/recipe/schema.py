@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
+
+from mtl_tf.errors import did_you_mean
 
 FEATURE_KINDS = ("numeric", "categorical", "timestamp")
 TASK_TYPES = ("binary", "multiclass", "multilabel", "regression")
@@ -78,36 +80,117 @@ class Feature(Strict):
 
 
 class Source(Strict):
-    """Where the raw data is. ``path`` is a glob (or a list of globs) relative to the recipe's cwd."""
+    """Where the raw data is. ``path`` is a glob (or a list of globs) relative to the recipe's cwd.
+
+    Every cell is read without its surrounding spaces, so ``' Never married'`` is
+    ``'Never married'``; an empty cell, or one listed in ``na_values``, is a missing value.
+    Compressed files (``.gz``, ``.bz2``) are read as they are.
+    """
 
     kind: Literal["csv"] = "csv"
     path: str | list[str]
     delimiter: str = ","
+    header: bool = Field(True, description="the first line of every file names the columns; "
+                                           "false: data.source.columns names them and every line is data")
+    columns: list[str] | None = Field(None, description="the column names, in file order, of files "
+                                                        "without a header line (header: false)")
+    na_values: list[str] = Field(default_factory=list,
+                                 description="cell values that mean missing in every column read, "
+                                             "compared without surrounding spaces, e.g. ['?']")
+
+    @model_validator(mode="after")
+    def _columns_with_header(self) -> "Source":
+        if not self.header and not self.columns:
+            raise ValueError("header: false needs 'columns' (the column names, in file order); received none")
+        if self.header and self.columns is not None:
+            raise ValueError("'columns' names the columns of files without a header line; set header: false "
+                             f"to use them, or remove them; received header: true and columns {self.columns}")
+        names = self.columns or []
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes or any(not n.strip() for n in names):
+            raise ValueError(f"column names must be unique and non-empty; received repeated {dupes} "
+                             f"or an empty name in {names}")
+        return self
 
     @property
     def patterns(self) -> list[str]:
         return [self.path] if isinstance(self.path, str) else list(self.path)
 
 
-class Split(Strict):
-    """Deterministic split by a hashed key, so one key (a customer) never straddles splits."""
+def _check_sum(train: float, validation: float, test: float) -> None:
+    total = train + validation + test
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"train + validation + test must equal 1; received {train} + {validation} + {test} = {total:g}")
 
-    key: str
-    train: float = Field(0.8, gt=0, lt=1)
-    validation: float = Field(0.1, ge=0, lt=1)
-    test: float = Field(0.1, ge=0, lt=1)
-    seed: int = 0
+
+class FileSplit(Strict):
+    """The split fractions of the input files that one glob matches (``data.split.by_file``)."""
+
+    files: str = Field(description="glob matched against each input file's name, or its full path")
+    train: float = Field(0.0, ge=0, le=1)
+    validation: float = Field(0.0, ge=0, le=1)
+    test: float = Field(0.0, ge=0, le=1)
 
     @model_validator(mode="after")
-    def _sums_to_one(self) -> "Split":
-        total = self.train + self.validation + self.test
-        if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"train + validation + test must equal 1; received "
-                             f"{self.train} + {self.validation} + {self.test} = {total:g}")
+    def _sums_to_one(self) -> "FileSplit":
+        _check_sum(self.train, self.validation, self.test)
         return self
 
     def fractions(self) -> dict[str, float]:
         return {"train": self.train, "validation": self.validation, "test": self.test}
+
+
+class Split(Strict):
+    """Deterministic split by a hashed key, so one key (a customer) never straddles splits.
+
+    Without ``key`` the hashed content of the row decides, so identical rows share a split.
+    With ``by_file`` each input file takes the fractions of the first rule whose glob matches
+    it (``train: 1.0`` for a training file; ``validation: 0.5, test: 0.5`` halves a test
+    file), in place of the top-level fractions; every file must match a rule.
+    """
+
+    key: str | None = Field(None, description="column whose hashed value picks the split; "
+                                              "default: the hashed content of the row")
+    train: float = Field(0.8, gt=0, lt=1)
+    validation: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.1, ge=0, lt=1)
+    seed: int = 0
+    by_file: list[FileSplit] | None = Field(
+        None, min_length=1, description="per-file fractions, e.g. [{files: '*.test.gz', validation: 0.5, "
+                                        "test: 0.5}]; replaces train/validation/test")
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> "Split":
+        if self.by_file is None:
+            _check_sum(self.train, self.validation, self.test)
+            return self
+        both = sorted(set(SPLIT_NAMES) & self.model_fields_set)
+        if both:
+            raise ValueError(f"set the fractions either at the top (train, validation, test) or per file in "
+                             f"by_file, not both; received by_file and {', '.join(both)}")
+        if not any(rule.train > 0 for rule in self.by_file):
+            raise ValueError("by_file must send some file to train (statistics come from the train split); "
+                             f"received train 0 for {[rule.files for rule in self.by_file]}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        # With by_file the top-level fractions are unused; leaving them out keeps the
+        # resolved recipe honest and valid when read back.
+        data = handler(self)
+        if self.by_file is not None and isinstance(data, dict):
+            for name in SPLIT_NAMES:
+                data.pop(name, None)
+        return data
+
+    def fractions(self) -> dict[str, float]:
+        """The top-level fractions (unused when ``by_file`` is given)."""
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+    def split_names(self) -> list[str]:
+        """The splits some row can land in, in the order train, validation, test."""
+        rules = [rule.fractions() for rule in self.by_file] if self.by_file else [self.fractions()]
+        return [name for name in SPLIT_NAMES if any(rule[name] > 0 for rule in rules)]
 
 
 class Data(Strict):
@@ -134,6 +217,12 @@ class Task(Strict):
     classes: list[str] | None = Field(None, description="multiclass/multilabel class names")
     metrics: list[str] | None = Field(None, description="defaults per task type")
     primary_metric: str | None = Field(None, description="defaults to the type's first metric")
+    positive: list[str] | None = Field(
+        None, min_length=1, description="binary: the label values that mean 1, any other value present means 0, "
+                                        "e.g. ['50000+.']; default: 1/0, true/false, yes/no")
+    na_values: list[str] = Field(default_factory=list,
+                                 description="label values that mean 'no label' (besides an empty cell and "
+                                             "data.source.na_values), e.g. ['unknown']")
 
     @field_validator("name")
     @classmethod
@@ -146,6 +235,12 @@ class Task(Strict):
     def _classes(self) -> "Task":
         if self.type in ("multiclass", "multilabel") and not self.classes:
             raise ValueError(f"a {self.type} task needs 'classes' (the class names)")
+        if self.positive is not None and self.type != "binary":
+            raise ValueError(f"'positive' is for binary tasks; received it on a {self.type} task")
+        clash = sorted(set(self.positive or []) & set(self.na_values))
+        if clash:
+            raise ValueError(f"a label value cannot mean both positive and missing; received {clash} in "
+                             "positive and na_values")
         if self.primary_metric and self.metrics and self.primary_metric not in self.metrics:
             raise ValueError(f"primary_metric '{self.primary_metric}' is not among metrics {self.metrics}")
         return self
@@ -172,6 +267,9 @@ class Training(Strict):
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(256, ge=1, description="global batch size")
     optimizer: Component = Component(name="adam", learning_rate=1e-3)
+    task_optimizer: Component | None = Field(
+        None, description="optimizer of the task-specific layers ('<task>_...'); default: optimizer "
+                          "trains every variable. With it, optimizer trains the shared ones")
     weighting: Component = Component(name="static")
     gradient: Component = Component(name="sum")
     sampling: Component = Component(name="joint")
@@ -181,7 +279,7 @@ class Training(Strict):
     steps_per_epoch: int | None = Field(None, ge=1, description="default: one pass over train")
     seed: int = 0
 
-    _c = field_validator("optimizer", "weighting", "gradient", "sampling", mode="before")(
+    _c = field_validator("optimizer", "task_optimizer", "weighting", "gradient", "sampling", mode="before")(
         lambda cls, v: _component(v))
 
 
@@ -236,7 +334,34 @@ class Recipe(Strict):
             if task.label in columns:
                 raise ValueError(f"task '{task.name}' label column '{task.label}' is also a feature; "
                                  "a label must not be an input")
+        self._same_label_same_reading()
+        self._columns_named()
         return self
+
+    def _same_label_same_reading(self) -> None:
+        # Tasks that share a label column share one tf.Example key, so they must read it alike.
+        seen: dict[str, Task] = {}
+        for task in self.tasks:
+            first = seen.setdefault(task.label, task)
+            reading = ("type", "classes", "positive", "na_values")
+            if any(getattr(first, k) != getattr(task, k) for k in reading):
+                raise ValueError(f"tasks '{first.name}' and '{task.name}' read label column '{task.label}' "
+                                 f"differently ({', '.join(reading)} must agree); received "
+                                 f"{first.type}/{first.positive} and {task.type}/{task.positive}")
+
+    def _columns_named(self) -> None:
+        """With ``data.source.columns``, every column the recipe reads must be one of them."""
+        names = self.data.source.columns
+        if names is None:
+            return
+        wanted = [(f.source_column, f"feature '{f.name}'") for f in self.data.features]
+        wanted += [(t.label, f"label of task '{t.name}'") for t in self.tasks]
+        if self.data.split.key:
+            wanted.append((self.data.split.key, "data.split.key"))
+        for column, role in wanted:
+            if column not in names:
+                raise ValueError(f"data.source.columns has no column '{column}' ({role}){did_you_mean(column, names)}; "
+                                 f"received {len(names)} columns: {', '.join(names)}")
 
     @property
     def run_dir(self) -> str:

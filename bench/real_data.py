@@ -1,0 +1,176 @@
+"""Architectures compared on a real-data recipe: test metric per task, parameters, time per epoch.
+
+For each architecture it runs the recipe end to end with :func:`mtl_tf.runner.run_recipe`
+(train, evaluate on the test split, export and skew check; nothing registered, tracking in a
+throwaway sqlite store). The Beam preprocessing runs once, before the first architecture;
+the others reuse its dataset. Results are merged into ``bench/results/<recipe>.json`` (one
+entry per architecture, so architectures can be run at different times) and printed as a
+markdown table.
+
+    python bench/real_data.py census_income --arch hps mmoe ple cross_stitch etr_nlp
+    python bench/real_data.py bank_marketing --arch hps mmoe --set training.epochs=4
+
+Run it from the repository root: the recipes read ``../shared/data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from common import RESULTS, machine  # noqa: E402
+
+# Architecture options used in the comparison; each run also takes the recipe's trunk and tower.
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "hps": {},
+    "mmoe": {"experts": 8},
+    "ple": {"task_experts": 1, "shared_experts": 2},
+    "cross_stitch": {},
+    "etr_nlp": {"gamma": 0.5},
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", help="recipe name under recipes/ (census_income, bank_marketing) or a YAML path")
+    parser.add_argument("--arch", nargs="+", default=["hps"], help=f"architectures; presets: {', '.join(ARCHITECTURES)}")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="recipe override applied to every run, e.g. training.epochs=4")
+    parser.add_argument("--skip-preprocess", action="store_true", help="reuse the dataset already written")
+    parser.add_argument("--verbose", type=int, default=0, help="1 shows a progress bar per epoch")
+    return parser.parse_args(argv)
+
+
+def recipe_path(name: str) -> Path:
+    path = Path(name)
+    return path.resolve() if path.suffix in (".yaml", ".yml") else ROOT / "recipes" / f"{name}.yaml"
+
+
+def throwaway_tracking(folder: str, experiment: str) -> str:
+    """A sqlite tracking URI in ``folder`` whose experiment keeps its artifacts there too."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{folder}/mlflow.db"
+    MlflowClient(uri).create_experiment(experiment, artifact_location=Path(folder, "artifacts").as_uri())
+    return uri
+
+
+def check_data(recipe) -> str | None:
+    """Why the recipe's raw data cannot be read, or None when it is there."""
+    from pipelines.sources import expand_sources
+
+    try:
+        expand_sources(recipe.data.source.patterns)
+    except ValueError as err:
+        return (f"{err}\nThe real data is not here: {recipe.name} reads {recipe.data.source.patterns} "
+                "(relative to the repository root); see ../shared/data/README.md.")
+    return None
+
+
+def architecture_override(name: str) -> str:
+    options = {"name": name, **ARCHITECTURES.get(name, {})}
+    return f"model.architecture={json.dumps(options)}"
+
+
+def run_one(path: Path, arch: str, overrides: Sequence[str], skip_preprocess: bool, tracking_uri: str,
+            verbose: int) -> dict[str, Any]:
+    """Trains, evaluates and exports one architecture; returns its results entry."""
+    from mtl_tf.recipe import load_recipe
+    from mtl_tf.runner import run_recipe
+
+    base = load_recipe(path, overrides, check=False)
+    recipe = load_recipe(path, [*overrides, architecture_override(arch),
+                                f"output_dir=artifacts/bench/{base.name}/{arch}"])
+    start = time.perf_counter()
+    result = run_recipe(recipe, recipe_path=str(path), tracking_uri=tracking_uri, register=False,
+                        skip_preprocess=skip_preprocess, verbose=verbose, echo=lambda line: None)
+    wall = time.perf_counter() - start
+    report = json.loads((result.run_dir / "report.json").read_text())
+    training = report["training"]
+    return {
+        "architecture": recipe.model.architecture.as_dict(),
+        "trunk": recipe.model.trunk.as_dict(),
+        "tower": recipe.model.tower.as_dict(),
+        "test": {task: {m: round(float(v), 4) for m, v in metrics.items()}
+                 for task, metrics in result.test_metrics.items()},
+        "trainable_parameters": report["parameters"]["trainable"],
+        "epochs_run": training["epochs_run"],
+        "best_epoch": training["best_epoch"],
+        "seconds_per_epoch": round(training["seconds"] / max(training["epochs_run"], 1), 1),
+        "seconds_total": round(wall, 1),
+        "preprocess_seconds": None if skip_preprocess else round(result.timings.get("preprocess", 0.0), 1),
+    }
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """One row per architecture: the primary test metric of each task, parameters, time."""
+    entries = results["architectures"]
+    tasks = results["tasks"]
+    header = ["architecture", *[f"{t} test {m}" for t, m in tasks.items()], "trainable params", "s / epoch",
+              "epochs (best)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for arch, entry in entries.items():
+        cells = [arch, *[f"{entry['test'][t][m]:.4f}" for t, m in tasks.items()],
+                 f"{entry['trainable_parameters']:,}", f"{entry['seconds_per_epoch']:.1f}",
+                 f"{entry['epochs_run']} ({entry['best_epoch']})"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def merge_results(name: str, recipe, new: dict[str, Any]) -> dict[str, Any]:
+    """The results file's contents with ``new`` architecture entries merged in."""
+    path = RESULTS / f"{name}.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    return {
+        "benchmark": name,
+        "recipe": f"recipes/{name}.yaml",
+        "machine": machine(),
+        "tasks": {t.name: t.primary_metric or "auc" for t in recipe.tasks},
+        "training": {"epochs": recipe.training.epochs, "batch_size": recipe.training.batch_size,
+                     "optimizer": recipe.training.optimizer.as_dict(),
+                     "early_stopping": recipe.training.early_stopping.model_dump()
+                     if recipe.training.early_stopping else None},
+        "architectures": {**old.get("architectures", {}), **new},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    from mtl_tf.recipe import RecipeError, load_recipe
+
+    path = recipe_path(args.recipe)
+    os.chdir(ROOT)  # recipes name their files relative to the repository root
+    try:
+        recipe = load_recipe(path, args.overrides, check=False)
+    except RecipeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    problem = check_data(recipe)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    new = {}
+    with tempfile.TemporaryDirectory(prefix="mtl-bench-") as tmp:
+        uri = throwaway_tracking(tmp, recipe.tracking.experiment or recipe.name)
+        for i, arch in enumerate(args.arch):
+            print(f"{recipe.name}: {arch} ...", flush=True)
+            new[arch] = run_one(path, arch, args.overrides, args.skip_preprocess or i > 0, uri, args.verbose)
+            print(json.dumps(new[arch]["test"]), f"{new[arch]['seconds_per_epoch']} s/epoch", flush=True)
+    results = merge_results(recipe.name, recipe, new)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{recipe.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
