@@ -13,11 +13,16 @@ def label_counts(tasks: Sequence, masks: Mapping[str, tf.Tensor]) -> tf.Tensor:
     Called in replica context: the local counts are summed across replicas, so every replica
     divides by the same number.
     """
+    return tf.maximum(global_label_counts(tasks, masks), 1.0)
+
+
+def global_label_counts(tasks: Sequence, masks: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Labelled rows per task in the global batch (0 for a task without labels); shape ``(T,)``."""
     counts = tf.stack([tf.reduce_sum(tf.cast(masks[task.name], tf.float32)) for task in tasks])
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
         counts = context.all_reduce(tf.distribute.ReduceOp.SUM, counts)
-    return tf.maximum(counts, 1.0)
+    return counts
 
 
 def masked_losses(tasks: Sequence, labels: Mapping[str, tf.Tensor], masks: Mapping[str, tf.Tensor],
@@ -37,10 +42,18 @@ def masked_losses(tasks: Sequence, labels: Mapping[str, tf.Tensor], masks: Mappi
         ``(losses, per_example)``: losses shape ``(T,)``; per_example[t] the per-row losses
         of task t, 0 on unlabelled rows (weight them with the mask).
     """
+    losses, per_example, _ = task_losses(tasks, labels, masks, outputs)
+    return losses, per_example
+
+
+def task_losses(tasks: Sequence, labels: Mapping[str, tf.Tensor], masks: Mapping[str, tf.Tensor],
+                outputs: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor]:
+    """:func:`masked_losses` plus the global label counts ``(T,)`` (0 for an unlabelled task)."""
     per_example = per_example_losses(tasks, labels, masks, outputs)
     sums = tf.stack([tf.reduce_sum(rows * tf.cast(masks[task.name], tf.float32))
                      for task, rows in zip(tasks, per_example)])
-    return sums / label_counts(tasks, masks), per_example
+    counts = global_label_counts(tasks, masks)
+    return sums / tf.maximum(counts, 1.0), per_example, counts
 
 
 def per_example_losses(tasks: Sequence, labels: Mapping[str, tf.Tensor], masks: Mapping[str, tf.Tensor],

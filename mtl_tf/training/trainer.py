@@ -23,11 +23,13 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_tf.training.aggregators import AGGREGATORS
+from mtl_tf.training.aggregators.base import combine, gram_of, weighted_gram
 from mtl_tf.training.checkpointing import Checkpoints
 from mtl_tf.training.diverged import TrainingDiverged
 from mtl_tf.training.early_stopping import EarlyStopping
 from mtl_tf.training.history import History
-from mtl_tf.training.losses import masked_losses, per_example_losses
+from mtl_tf.training.losses import per_example_losses, task_losses
+from mtl_tf.training.model_split import ModelSplit
 from mtl_tf.training.optimizers import build_optimizer
 from mtl_tf.training.sampling import SAMPLERS
 from mtl_tf.training.strategy import is_chief
@@ -46,6 +48,16 @@ class Trainer:
     works: the masks then come from each task's ``mask(label)`` (NaN or -1 means missing).
     Batch datasets with the global batch size; the strategy splits each batch across replicas.
 
+    Each step computes the task losses once. With the ``sum`` aggregator (and a weighting
+    that needs no gradients) it differentiates ``sum_t w_t L_t`` in one backward pass.
+    Otherwise it splits the variables into shared and task-specific ones (layer names, see
+    :mod:`mtl_tf.models.naming`): the task-specific ones get their own task's weighted
+    gradient; for the shared ones it computes every task's gradient -- of the shared
+    parameters in one vectorised pass, or of the shared representation with ``rep_grad`` --
+    sums them across replicas, and lets the aggregator combine them (see
+    :mod:`mtl_tf.training.aggregators.base`). So N replicas end with the weights one replica
+    would reach on the same global batches.
+
     Args:
         model_fn: builds the model (called inside ``strategy.scope()``); the model maps the
             feature dict to a dict of outputs keyed by task name.
@@ -54,6 +66,10 @@ class Trainer:
         weighting: weighting name, config or instance (see ``WEIGHTINGS``).
         gradient: gradient aggregator name, config or instance (see ``AGGREGATORS``).
         sampling: task sampler name, config or instance (see ``SAMPLERS``).
+        task_optimizer: optimizer of the task-specific variables (layers named
+            ``"<task>_..."``); default: ``optimizer`` trains every variable. With it,
+            ``optimizer`` trains the shared variables and the weighting's parameters.
+        task_sizes: task name -> labelled training rows, for size-based task samplers.
         strategy: a tf.distribute strategy; default: the current one.
         epochs: the last epoch to train (a resumed run continues up to it).
         steps_per_epoch: steps per epoch; default one pass over the training data. With a
@@ -76,7 +92,9 @@ class Trainer:
                  strategy: tf.distribute.Strategy | None = None, epochs: int = 1,
                  steps_per_epoch: int | None = None, early_stopping: Any = None,
                  checkpoint_dir: str | os.PathLike | None = None, seed: int = 0, verbose: int = 1,
-                 train_metrics: bool = False, jit_compile: bool | str = "auto", max_to_keep: int = 3):
+                 train_metrics: bool = False, jit_compile: bool | str = "auto", max_to_keep: int = 3,
+                 task_optimizer: str | Mapping[str, Any] | keras.optimizers.Optimizer | None = None,
+                 task_sizes: Mapping[str, int] | None = None):
         self.tasks = _check_tasks(tasks)
         self.epochs = _positive_int("epochs", epochs)
         self.steps_per_epoch = None if steps_per_epoch is None else _positive_int("steps_per_epoch", steps_per_epoch)
@@ -87,14 +105,15 @@ class Trainer:
         patience, min_delta = _early_stopping_options(early_stopping)
         with self.strategy.scope():
             self._model = _check_model(model_fn())
-            self.optimizer = build_optimizer(optimizer)
-            self.optimizer.build(self._model.trainable_variables)
+            self.split = ModelSplit(self._model, [task.name for task in self.tasks])
             self.weighting = WEIGHTINGS.get(weighting, "training.weighting")
             self.weighting.build(self.tasks)
             self.aggregator = AGGREGATORS.get(gradient, "training.gradient")
-            self.aggregator.build(self.tasks, self._model.trainable_variables)
+            self.aggregator.build(self.tasks, self.split.shared)
             self.sampler = SAMPLERS.get(sampling, "training.sampling")
-            self.sampler.build(self.tasks)
+            self.sampler.build(self.tasks, sizes=task_sizes, epochs=self.epochs)
+            self._mode = self._gradient_mode()
+            self._build_optimizers(optimizer, task_optimizer)
             self.train_trackers = TaskMetrics(self.tasks, with_metrics=train_metrics)
             self.val_trackers = TaskMetrics(self.tasks)
             self.early_stopping = EarlyStopping(self.tasks, patience, min_delta)
@@ -105,10 +124,45 @@ class Trainer:
         self.checkpoints = None if self.checkpoint_dir is None else Checkpoints(
             self.checkpoint_dir, self.strategy, max_to_keep, model=self._model, optimizer=self.optimizer,
             epoch=self.epoch, weighting=self.weighting, aggregator=self.aggregator, sampler=self.sampler,
-            early_stopping=self.early_stopping)
+            early_stopping=self.early_stopping,
+            **({} if self.task_optimizer is None else {"task_optimizer": self.task_optimizer}))
         self._best_weights: list[np.ndarray] | None = None
         self._train_function = self._make_function(self._train_on_batch)
         self._eval_function = self._make_function(self._eval_on_batch)
+
+    def _gradient_mode(self) -> str:
+        """``"sum"`` (one backward pass), ``"param"`` or ``"rep"`` (per-task gradients of the
+        shared parameters or of the shared representation)."""
+        aggregator, weighting = self.aggregator, self.weighting
+        self._split_ok = True
+        if not (aggregator.needs_task_gradients or weighting.needs_gradients):
+            return "sum"
+        rep = aggregator.rep_grad if aggregator.needs_task_gradients else bool(getattr(weighting, "rep_grad", False))
+        if rep and not aggregator.gram_based:
+            raise ValueError(f"gradient aggregator '{aggregator.name}' defines only aggregate(), which needs "
+                             "parameter gradients; rep_grad needs coefficients() (all built-in aggregators have it)")
+        if rep:
+            self.split.front  # noqa: B018 -- builds the split now, so a model that cannot be split fails here
+            return "rep"
+        try:
+            self.split.front  # noqa: B018
+        except ValueError:
+            self._split_ok = False
+        return "param"
+
+    def _build_optimizers(self, optimizer, task_optimizer) -> None:
+        self.optimizer = build_optimizer(optimizer)
+        self.task_optimizer = None if task_optimizer is None else build_optimizer(task_optimizer)
+        if self.task_optimizer is not None and self.task_optimizer is self.optimizer:
+            raise ValueError("task_optimizer must be a different optimizer object from optimizer; "
+                             "pass a name or config to get a fresh one")
+        if self.task_optimizer is None:
+            self._groups = [(self.optimizer, self._model.trainable_variables + self.weighting.parameters)]
+        else:
+            self._groups = [(self.optimizer, self.split.shared + self.weighting.parameters),
+                            (self.task_optimizer, self.split.task_specific)]
+        for opt, variables in self._groups:
+            opt.build(variables)
 
     @property
     def model(self) -> keras.Model:
@@ -149,6 +203,7 @@ class Trainer:
         iterator = None
         for epoch in range(int(self.epoch.numpy()) + 1, self.epochs + 1):
             logs, iterator = self._train_epoch(epoch, train, iterator, steps, progress_steps)
+            self.weighting.on_epoch_end()
             progress_steps = steps or logs["steps"]
             if val is not None:
                 logs.update(self._validation_logs(val, logs))
@@ -201,53 +256,151 @@ class Trainer:
 
     def _replica_train_step(self, batch):
         features, labels, masks = self._unpack(batch)
-        replicas = float(self.strategy.num_replicas_in_sync)
-        variables = self._model.trainable_variables
-        with tf.GradientTape(persistent=self.aggregator.needs_task_gradients) as tape:
-            outputs = _check_outputs(self._model(features, training=True), self.tasks)
-            losses, per_example = masked_losses(self.tasks, labels, masks, outputs)
-            weights = self._task_weights(losses)
-            regularization = self._regularization()
-            share = tf.reduce_sum(weights * losses) + regularization / replicas
-            # Sliced inside the tape, so each task's loss can be differentiated on its own.
-            task_losses = tf.unstack(losses) if self.aggregator.needs_task_gradients else None
-        grads = self._gradients(tape, share, task_losses, weights, regularization, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        step = tf.cast(self.optimizer.iterations, tf.int64)
+        if self._mode == "sum":
+            outputs, losses, per_example, weights, total, regularization = self._sum_step(features, labels, masks, step)
+        else:
+            outputs, losses, per_example, weights, total, regularization = self._task_gradient_step(
+                features, labels, masks, step)
         self.train_trackers.update(labels, masks, outputs, per_example)
-        self.train_trackers.update_objective(weights, share * replicas, regularization)
+        self.train_trackers.update_objective(weights, total, regularization)
         return tf.cast(tf.logical_not(tf.math.is_finite(losses)), tf.float32)
 
-    def _task_weights(self, losses):
-        step = tf.cast(self.optimizer.iterations, tf.int64)
-        if self.weighting.uses_losses:
-            losses = tf.stop_gradient(losses)
-            context = tf.distribute.get_replica_context()
-            if self.strategy.num_replicas_in_sync > 1:
-                losses = context.all_reduce(tf.distribute.ReduceOp.SUM, losses)
-        weights = self.weighting(losses, step)
-        return tf.cast(weights, tf.float32) * self.sampler.active(step, self.epoch)
+    def _sum_step(self, features, labels, masks, step):
+        """One backward pass of ``sum_t w_t L_t`` (plus the weighting's own objective)."""
+        replicas = float(self.strategy.num_replicas_in_sync)
+        variables = self._model.trainable_variables + self.weighting.parameters
+        with tf.GradientTape() as tape:
+            outputs = _check_outputs(self._model(features, training=True), self.tasks)
+            losses, per_example, counts = task_losses(self.tasks, labels, masks, outputs)
+            sampled, active = self._active(step, counts)
+            global_losses = self._global_losses(losses) if self.weighting.uses_losses else tf.stop_gradient(losses)
+            weights = tf.cast(self.weighting(global_losses, step, active), tf.float32) * sampled
+            regularization = self._regularization() + self._method_regularization(active)
+            share = tf.reduce_sum(weights * losses) + regularization / replicas
+        self._apply(tape.gradient(share, variables), variables)
+        return outputs, losses, per_example, weights, share * replicas, regularization
+
+    def _task_gradient_step(self, features, labels, masks, step):
+        """Per-task gradients of the shared part, aggregated; task variables get their own task's."""
+        replicas = float(self.strategy.num_replicas_in_sync)
+        split = self.split
+        with tf.GradientTape(persistent=True) as tape:
+            if self._split_ok:
+                representation, copies, outputs = split.forward(features)
+                outputs = _check_outputs(outputs, self.tasks)
+            else:
+                outputs = _check_outputs(self._model(features, training=True), self.tasks)
+            losses, per_example, counts = task_losses(self.tasks, labels, masks, outputs)
+            model_regularization = self._regularization()
+            unweighted = tf.reduce_sum(losses)
+        if self._split_ok:
+            flat = [c for task_copies in copies for c in task_copies]
+            grads = tape.gradient(unweighted, flat + split.task_specific)
+            rep_grads = split.representation_gradients(grads[:len(flat)], representation)
+            task_grads = grads[len(flat):]
+        else:
+            task_grads = tape.gradient(unweighted, split.task_specific)
+        if self._mode == "rep":
+            stacked = rep_grads
+            gram = self._sum_across_replicas(gram_of(stacked))
+        else:
+            jacobian = self._shared_jacobian(tape, representation, rep_grads) if self._split_ok \
+                else self._plain_jacobian(tape, losses)
+            stacked = self._sum_across_replicas(jacobian)
+            gram = gram_of(stacked)
+        sampled, active = self._active(step, counts)
+        global_losses = self._global_losses(losses)
+        weights, method_grads, method_regularization = self._method_weights(
+            global_losses, losses, step, sampled, active, gram, replicas)
+        shared = self._shared_update(tape, stacked, gram, weights, global_losses, step, replicas,
+                                     representation if self._mode == "rep" else None)
+        owners = tf.gather(weights, split.owners) if split.owners else tf.zeros([0])
+        task_grads = [_dense_or_zero(g, v) * owners[i] for i, (g, v) in enumerate(zip(task_grads, split.task_specific))]
+        grads = shared + method_grads + task_grads
+        variables = split.shared + self.weighting.parameters + split.task_specific
+        if self._model.losses:
+            extra = _zeros_for_none(tape.gradient(model_regularization / replicas, variables), variables)
+            grads = [g + r for g, r in zip(grads, extra)]
+        del tape
+        self._apply(grads, variables)
+        regularization = model_regularization + method_regularization
+        total = tf.reduce_sum(weights * losses) * replicas + regularization
+        return outputs, losses, per_example, weights, total, regularization
+
+    def _shared_update(self, tape, stacked, gram, weights, global_losses, step, replicas, representation):
+        """The aggregated gradient of the shared variables (what this replica hands the optimizer)."""
+        shared = self.split.shared
+        if not self.aggregator.gram_based:
+            per_task = [[tensor[t] for tensor in stacked] for t in range(len(self.tasks))]
+            combined = self.aggregator.aggregate(per_task, weights)
+            return [g / replicas for g in combined]
+        alpha = self.aggregator.coefficients(weighted_gram(gram, weights), global_losses, step)
+        scale = tf.stop_gradient(tf.cast(alpha, tf.float32) * weights)
+        if representation is None:
+            # The Jacobian is already global and the same on every replica; the optimizer sums.
+            return [g / replicas for g in combine(scale, stacked)]
+        cotangents = combine(scale, stacked)
+        return _zeros_for_none(tape.gradient(representation, shared, output_gradients=cotangents), shared)
+
+    def _shared_jacobian(self, tape, representation, rep_grads):
+        """``(T, *shape)`` per shared variable: each task's representation gradient pulled back
+        through the shared layers, all tasks in one vectorised pass."""
+        shared = self.split.shared
+
+        def pull_back(cotangents):
+            grads = tape.gradient(representation, shared, output_gradients=list(cotangents))
+            return [_dense_or_zero(g, v) for g, v in zip(grads, shared)]
+
+        return tf.vectorized_map(pull_back, rep_grads)
+
+    def _plain_jacobian(self, tape, losses):
+        shared = self.split.shared
+        jacobian = tape.jacobian(losses, shared, experimental_use_pfor=True)
+        return [tf.zeros([len(self.tasks), *v.shape], v.dtype) if j is None else j for j, v in zip(jacobian, shared)]
+
+    def _method_weights(self, global_losses, losses, step, sampled, active, gram, replicas):
+        """Task weights (from the weighting, times the sampler's mask) and the gradients of the
+        weighting's own parameters."""
+        params = self.weighting.parameters
+        with tf.GradientTape() as tape:
+            weights = tf.cast(self.weighting(global_losses, step, active, gram), tf.float32) * sampled
+            regularization = self._method_regularization(active)
+            objective = tf.reduce_sum(weights * tf.stop_gradient(losses)) + regularization / replicas
+        grads = _zeros_for_none(tape.gradient(objective, params), params) if params else []
+        return tf.stop_gradient(weights), grads, regularization
+
+    def _active(self, step, counts):
+        """(the sampler's mask, that mask restricted to tasks labelled in the global batch)."""
+        sampled = tf.cast(self.sampler.active(step, self.epoch), tf.float32)
+        return sampled, sampled * tf.cast(counts > 0, tf.float32)
+
+    def _global_losses(self, losses):
+        return self._sum_across_replicas(tf.stop_gradient(losses))
+
+    def _sum_across_replicas(self, value):
+        if self.strategy.num_replicas_in_sync == 1:
+            return value
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+    def _method_regularization(self, active):
+        if not self.weighting.parameters:
+            return tf.constant(0.0)
+        return tf.reduce_sum(tf.cast(self.weighting.regularization(), tf.float32) * active)
 
     def _regularization(self):
         if not self._model.losses:
             return tf.constant(0.0)
         return tf.cast(tf.add_n(self._model.losses), tf.float32)
 
-    def _gradients(self, tape, share, task_losses, weights, regularization, variables):
-        """One backward pass of the weighted sum, or the aggregator over per-task gradients.
-
-        The optimizer sums gradients across replicas, so the per-task path, whose aggregate is
-        already global and the same on every replica, hands it over divided by the replica count.
-        """
-        if not self.aggregator.needs_task_gradients:
-            return tape.gradient(share, variables)
-        replicas = self.strategy.num_replicas_in_sync
-        task_grads = [_zeros_for_none(tape.gradient(loss, variables), variables) for loss in task_losses]
-        if replicas > 1:
-            context = tf.distribute.get_replica_context()
-            task_grads = [context.all_reduce(tf.distribute.ReduceOp.SUM, grads) for grads in task_grads]
-        combined = self.aggregator.aggregate(task_grads, weights)
-        extra = _zeros_for_none(tape.gradient(regularization / replicas, variables), variables)
-        return [g / replicas + r for g, r in zip(combined, extra)]
+    def _apply(self, grads, variables):
+        grads = _zeros_for_none(grads, variables)
+        if len(self._groups) == 1:
+            self.optimizer.apply_gradients(zip(grads, variables))
+            return
+        by_id = {id(v): g for g, v in zip(grads, variables)}
+        for optimizer, group in self._groups:
+            optimizer.apply_gradients([(by_id[id(v)], v) for v in group])
 
     def _eval_on_batch(self, batch):
         self.strategy.run(self._replica_eval_step, args=(batch,))
@@ -398,7 +551,15 @@ class Trainer:
 
 def _zeros_for_none(grads: Sequence, variables: Sequence) -> list[tf.Tensor]:
     # tape.gradient(unconnected_gradients=ZERO) fails on Keras variables (string dtypes).
-    return [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(grads, variables)]
+    return [_zero_if_none(g, v) for g, v in zip(grads, variables)]
+
+
+def _zero_if_none(grad, variable):
+    return tf.zeros(variable.shape, variable.dtype) if grad is None else grad
+
+
+def _dense_or_zero(grad, variable) -> tf.Tensor:
+    return tf.zeros(variable.shape, variable.dtype) if grad is None else tf.convert_to_tensor(grad)
 
 
 def _summary(logs: Mapping[str, float]) -> str:

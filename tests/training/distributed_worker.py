@@ -1,10 +1,12 @@
 """Trains the toy model under one strategy and saves the final weights (run as a script).
 
 Usage: python distributed_worker.py MODE OUT.npz [CHECKPOINT_DIR]
-  single       the default strategy
+  single       the default strategy, once per method in METHODS
   mirrored     MirroredStrategy over two logical CPU devices, then the default strategy
-               (saved as "mirrored_*" and "default_*")
-  multi_worker MultiWorkerMirroredStrategy over the cluster in TF_CONFIG
+               (saved as "mirrored_<method>_*" and "default_<method>_*")
+  multi_worker MultiWorkerMirroredStrategy over the cluster in TF_CONFIG, once per method
+               (the checkpoint folder is used by the first method only)
+Arrays are saved as "<method>_<i>" (weights) and "<method>_val_auc".
 """
 
 import os
@@ -16,38 +18,46 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 GLOBAL_BATCH = 32
+# Equal weighting, then per-task gradient methods: parameter gradients (PCGrad, MGDA) and
+# representation gradients (MGDA-UB).
+METHODS = {"ew": "sum", "pcgrad": "pcgrad", "mgda": "mgda", "mgda_ub": {"name": "mgda", "rep_grad": True}}
 
 
-def train(strategy, checkpoint_dir=None):
+def train(strategy, gradient="sum", checkpoint_dir=None):
     from mtl_tf.training import Trainer
     from training_toy import build_model, make_tasks, toy_dataset
 
     tasks = make_tasks(weights=(1.0, 0.5))
     trainer = Trainer(lambda: build_model(tasks), tasks, {"name": "adam", "learning_rate": 0.02},
-                      strategy=strategy, epochs=2, checkpoint_dir=checkpoint_dir, verbose=0)
+                      gradient=gradient, strategy=strategy, epochs=2, checkpoint_dir=checkpoint_dir, verbose=0)
     history = trainer.fit(toy_dataset(256, batch_size=GLOBAL_BATCH), toy_dataset(64, seed=1, batch_size=GLOBAL_BATCH))
     return trainer.model.get_weights(), history.epochs[-1]
 
 
+def save_run(arrays, prefix, weights, logs):
+    arrays.update({f"{prefix}_{i}": w for i, w in enumerate(weights)})
+    arrays[f"{prefix}_val_auc"] = np.array([logs["a/val_auc"]])
+
+
 def main(mode, out, checkpoint_dir=None):
+    arrays = {}
     if mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        mirrored, logs = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-        default, default_logs = train(None)
-        arrays = {f"mirrored_{i}": w for i, w in enumerate(mirrored)}
-        arrays.update({f"default_{i}": w for i, w in enumerate(default)})
-        arrays["val_auc"] = np.array([logs["a/val_auc"], default_logs["a/val_auc"]])
+        # One strategy for every run: a second one in the same process would reuse collective keys.
+        mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        for label in ("ew", "pcgrad"):
+            save_run(arrays, f"mirrored_{label}", *train(mirrored, METHODS[label]))
+            save_run(arrays, f"default_{label}", *train(None, METHODS[label]))
     elif mode == "multi_worker":
         from mtl_tf.training import make_strategy
 
-        weights, logs = train(make_strategy("multi_worker"), checkpoint_dir)
-        arrays = {f"w_{i}": w for i, w in enumerate(weights)}
-        arrays["val_auc"] = np.array([logs["a/val_auc"]])
+        strategy = make_strategy("multi_worker")
+        for i, (label, gradient) in enumerate(METHODS.items()):
+            save_run(arrays, label, *train(strategy, gradient, checkpoint_dir if i == 0 else None))
     else:
-        weights, logs = train(None)
-        arrays = {f"w_{i}": w for i, w in enumerate(weights)}
-        arrays["val_auc"] = np.array([logs["a/val_auc"]])
+        for label, gradient in METHODS.items():
+            save_run(arrays, label, *train(None, gradient))
     np.savez(out, **arrays)
 
 

@@ -1,4 +1,4 @@
-"""Weighting, aggregator, sampler, optimizer and strategy lookup, and the masked loss."""
+"""Optimizer and strategy lookup, and the masked loss."""
 
 import keras
 import numpy as np
@@ -6,10 +6,7 @@ import pytest
 import tensorflow as tf
 
 from mtl_tf.training import build_optimizer, make_strategy
-from mtl_tf.training.aggregators import AGGREGATORS
 from mtl_tf.training.losses import masked_losses
-from mtl_tf.training.sampling import SAMPLERS
-from mtl_tf.training.weighting import WEIGHTINGS
 from training_toy import build_model, make_tasks
 
 
@@ -20,37 +17,6 @@ def test_build_optimizer_passes_options_and_lists_names_on_typo():
     assert isinstance(build_optimizer("lion"), keras.optimizers.Lion)
     with pytest.raises(ValueError, match=r"unknown optimizer 'adamm'.*did you mean 'adam'.*allowed: .*lamb"):
         build_optimizer("adamm")
-
-
-def test_static_weighting_uses_task_weights_and_overrides():
-    tasks = make_tasks(weights=(2.0, 0.5))
-    weighting = WEIGHTINGS.get("static")
-    weighting.build(tasks)
-    assert weighting(tf.constant([3.0, 4.0]), tf.constant(0, tf.int64)).numpy().tolist() == [2.0, 0.5]
-    override = WEIGHTINGS.get({"name": "static", "weights": {"b": 3.0}})
-    override.build(tasks)
-    assert override(tf.zeros([2]), tf.constant(0, tf.int64)).numpy().tolist() == [2.0, 3.0]
-
-
-def test_static_weighting_refuses_an_unknown_task():
-    weighting = WEIGHTINGS.get({"name": "static", "weights": {"c": 1.0}})
-    with pytest.raises(ValueError, match=r"unknown task 'c'.*tasks: a, b"):
-        weighting.build(make_tasks())
-
-
-def test_sum_aggregator_is_the_weighted_sum_of_task_gradients():
-    aggregator = AGGREGATORS.get("sum")
-    assert not aggregator.needs_task_gradients
-    grads = [[tf.constant([1.0, 0.0]), tf.constant(2.0)], [tf.constant([0.0, 1.0]), tf.constant(-1.0)]]
-    out = aggregator.aggregate(grads, tf.constant([2.0, 3.0]))
-    np.testing.assert_allclose(out[0], [2.0, 3.0])
-    np.testing.assert_allclose(out[1], 1.0)
-
-
-def test_joint_sampler_activates_every_task():
-    sampler = SAMPLERS.get("joint")
-    sampler.build(make_tasks())
-    assert sampler.active(tf.constant(7, tf.int64), tf.constant(1, tf.int64)).numpy().tolist() == [1.0, 1.0]
 
 
 def test_make_strategy_names_and_errors(monkeypatch):

@@ -1,6 +1,8 @@
 """The loop under MirroredStrategy and MultiWorkerMirroredStrategy equals a single-replica run
-with the same global batch. Each run is a fresh process: devices and clusters are fixed
-before TensorFlow initialises."""
+with the same global batch, for equal weighting and for per-task gradient methods (their
+per-task gradients are summed across replicas before aggregation). Each run is a fresh
+process: devices and clusters are fixed before TensorFlow initialises; one cluster start
+trains every method."""
 
 import json
 import os
@@ -31,8 +33,8 @@ def _run(args, env, timeout=300):
 
 def _weights(path, prefix):
     data = np.load(path)
-    keys = sorted((k for k in data.files if k.startswith(prefix)), key=lambda k: int(k.rsplit("_", 1)[1]))
-    return [data[k] for k in keys]
+    keys = [k for k in data.files if k.startswith(prefix) and k[len(prefix):].isdigit()]
+    return [data[k] for k in sorted(keys, key=lambda k: int(k[len(prefix):]))]
 
 
 def _free_ports(n):
@@ -49,12 +51,13 @@ def _free_ports(n):
 def test_mirrored_over_two_devices_equals_the_default_strategy(tmp_path):
     out = tmp_path / "mirrored.npz"
     _run(["mirrored", str(out)], _env())
-    mirrored, default = _weights(out, "mirrored_"), _weights(out, "default_")
-    assert len(mirrored) == len(default) > 0
-    for got, want in zip(mirrored, default):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    auc = np.load(out)["val_auc"]
-    assert auc[0] == pytest.approx(auc[1], abs=1e-4)
+    data = np.load(out)
+    for method in ("ew", "pcgrad"):
+        mirrored, default = _weights(out, f"mirrored_{method}_"), _weights(out, f"default_{method}_")
+        assert len(mirrored) == len(default) > 0
+        for got, want in zip(mirrored, default):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=method)
+        assert data[f"mirrored_{method}_val_auc"][0] == pytest.approx(data[f"default_{method}_val_auc"][0], abs=1e-4)
 
 
 @pytest.mark.slow
@@ -79,10 +82,14 @@ def test_two_workers_end_identical_and_equal_to_one_process(tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    w0, w1 = _weights(tmp_path / "w0.npz", "w_"), _weights(tmp_path / "w1.npz", "w_")
-    reference = _weights(single, "w_")
-    for a, b, ref in zip(w0, w1, reference):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_allclose(a, ref, rtol=0, atol=1e-5)
+    for method in ("ew", "pcgrad", "mgda", "mgda_ub"):
+        w0, w1 = _weights(tmp_path / "w0.npz", f"{method}_"), _weights(tmp_path / "w1.npz", f"{method}_")
+        reference = _weights(single, f"{method}_")
+        assert len(w0) == len(reference) > 0
+        for a, b, ref in zip(w0, w1, reference):
+            np.testing.assert_array_equal(a, b, err_msg=method)
+            np.testing.assert_allclose(a, ref, rtol=0, atol=1e-5, err_msg=method)
+    baseline, pcgrad = _weights(single, "ew_"), _weights(single, "pcgrad_")
+    assert any(not np.allclose(a, b) for a, b in zip(baseline, pcgrad))  # the methods did differ
     assert (ckpt / "ckpt-2.index").exists()
     assert not any(p.name.startswith(".scratch") for p in ckpt.iterdir())

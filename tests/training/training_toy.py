@@ -58,3 +58,19 @@ def build_model(tasks=None, units=8, seed=0):
 
 def weights_of(model):
     return [w.copy() for w in model.get_weights()]
+
+
+def make_many_tasks(num_tasks):
+    """``num_tasks`` binary tasks t0, t1, ..."""
+    return [BinaryTask(f"t{i}", metrics=["auc"]) for i in range(num_tasks)]
+
+
+def many_task_dataset(num_tasks, rows=96, seed=0, batch_size=32):
+    """Task ``t_i`` is the sign of a random linear function of x1..x3; 20% of labels missing."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 3)).astype("float32")
+    y = (x @ rng.normal(size=(3, num_tasks)) > 0).astype("float32")
+    features = {name: x[:, i] for i, name in enumerate(FEATURES)}
+    labels = {f"t{i}": y[:, i] for i in range(num_tasks)}
+    masks = {f"t{i}": (rng.random(rows) > 0.2).astype("float32") for i in range(num_tasks)}
+    return tf.data.Dataset.from_tensor_slices((features, labels, masks)).batch(batch_size)

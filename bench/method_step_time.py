@@ -1,0 +1,137 @@
+"""Step time of each multi-task method relative to equal weighting, on the same model and data.
+
+Model: one float input of width 256 -> ``shared_trunk`` MLP (512, 256) -> one ``t<i>_tower``
+MLP (64) and binary head per task. Batch 512, T = 3 and T = 8 tasks, CPU, in one run.
+
+Every method trains through the real ``Trainer``. EW is ``static`` weighting with the
+``sum`` aggregator (one backward pass). Aggregators run twice: with parameter gradients (the
+per-task Jacobian of the shared variables, computed in one vectorised pass) and with
+``rep_grad`` (per-task gradients of the shared representation, one backward pass through the
+task layers). The first epoch of each method (tracing) is not timed; then every method runs
+one epoch of ``--steps`` steps in turn, ``--rounds`` times. Each round gives every method a
+ratio to EW's epoch of the same round (measured seconds apart, so a machine whose load
+changes over the run slows both alike); the figure is the median of those per-round ratios
+(the JSON also holds the ratios of the medians and of the fastest epochs).
+
+    python bench/method_step_time.py [--tasks 3 8] [--steps 20] [--rounds 5] [--threads 0]
+
+Targets: rep_grad at most 1.3x EW at T = 3 and 1.6x at T = 8; parameter gradients below 2x
+at T = 3 and 4x at T = 8. Results: bench/results/method_step_time.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from common import write_result  # noqa: E402
+from mtl_tf.models.layers.mlp import MLP  # noqa: E402
+from mtl_tf.tasks import BinaryTask  # noqa: E402
+from mtl_tf.training import Trainer  # noqa: E402
+
+WIDTH, BATCH = 256, 512
+AGGREGATORS = ["pcgrad", "gradvac", "cagrad", "mgda", "imtl_g", "nash_mtl", "aligned_mtl", "upgrad"]
+WEIGHTINGS = ["uncertainty", "dwa", "rlw", "famo", "gradnorm"]
+TARGETS = {"rep_grad": {3: 1.3, 8: 1.6}, "param": {3: 2.0, 8: 4.0}}
+
+
+def build_model(tasks: list[BinaryTask]) -> keras.Model:
+    x = keras.Input(shape=(WIDTH,), name="x")
+    shared = MLP(units=[512, 256], name="shared_trunk")(x)
+    outputs = {task.name: task.head(MLP(units=[64], name=f"{task.name}_tower")(shared)) for task in tasks}
+    return keras.Model({"x": x}, outputs)
+
+
+def make_dataset(num_tasks: int, seed: int = 0) -> tf.data.Dataset:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(BATCH * 8, WIDTH)).astype("float32")
+    y = (x @ rng.normal(size=(WIDTH, num_tasks)) > 0).astype("float32")
+    labels = {f"t{i}": y[:, i] for i in range(num_tasks)}
+    masks = {f"t{i}": np.ones(len(x), "float32") for i in range(num_tasks)}
+    return tf.data.Dataset.from_tensor_slices(({"x": x}, labels, masks)).batch(BATCH).repeat().prefetch(2)
+
+
+def methods() -> dict[str, dict]:
+    configs = {"ew": {"weighting": "static", "gradient": "sum"}}
+    for name in AGGREGATORS:
+        configs[name] = {"gradient": name}
+        configs[f"{name}+rep_grad"] = {"gradient": {"name": name, "rep_grad": True}}
+    for name in WEIGHTINGS:
+        configs[name] = {"weighting": name}
+    configs["gradnorm+rep_grad"] = {"weighting": {"name": "gradnorm", "rep_grad": True}}
+    return configs
+
+
+def time_methods(num_tasks: int, steps: int, rounds: int, only: list[str] | None) -> dict[str, dict]:
+    tasks = [BinaryTask(f"t{i}", metrics=["auc"]) for i in range(num_tasks)]
+    data = make_dataset(num_tasks)
+    chosen = {k: v for k, v in methods().items() if not only or k == "ew" or k in only}
+    trainers = {}
+    for label, config in chosen.items():
+        trainer = Trainer(lambda: build_model(tasks), tasks, {"name": "adam", "learning_rate": 1e-3},
+                          epochs=1, steps_per_epoch=steps, verbose=0, jit_compile=False, **config)
+        trainer.fit(data)  # traces the step
+        trainers[label] = trainer
+        print(f"T={num_tasks} {label}: compiled", flush=True)
+    seconds: dict[str, list[float]] = {label: [] for label in trainers}
+    for _ in range(rounds):
+        for label, trainer in trainers.items():
+            trainer.epochs += 1
+            logs = trainer.fit(data).epochs[-1]
+            seconds[label].append(logs["epoch_time_s"] / logs["steps"])
+    base, fastest_base = statistics.median(seconds["ew"]), min(seconds["ew"])
+    results = {}
+    for label, values in seconds.items():
+        median, fastest = statistics.median(values), min(values)
+        ratio = statistics.median(v / e for v, e in zip(values, seconds["ew"]))
+        kind = "rep_grad" if label.endswith("+rep_grad") else ("param" if label.split("+")[0] in AGGREGATORS
+                                                               or label == "gradnorm" else "weighting")
+        target = TARGETS.get(kind, {}).get(num_tasks)
+        results[label] = {"ms_per_step": round(1000 * median, 3), "ratio_to_ew": round(ratio, 3),
+                          "ratio_of_medians": round(median / base, 3),
+                          "ratio_of_fastest": round(fastest / fastest_base, 3),
+                          "kind": kind, "target": target,
+                          "meets_target": None if target is None else bool(ratio <= target),
+                          "ms_per_step_all_rounds": [round(1000 * v, 3) for v in values]}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, nargs="+", default=[3, 8])
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed epoch")
+    parser.add_argument("--rounds", type=int, default=5, help="timed epochs per method")
+    parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
+    parser.add_argument("--methods", nargs="*", help="only these methods (EW always runs)")
+    args = parser.parse_args()
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    by_tasks = {}
+    for num_tasks in args.tasks:
+        by_tasks[f"T={num_tasks}"] = time_methods(num_tasks, args.steps, args.rounds, args.methods)
+        print(f"\nT = {num_tasks}: step time relative to EW ({by_tasks[f'T={num_tasks}']['ew']['ms_per_step']} ms)")
+        for label, row in by_tasks[f"T={num_tasks}"].items():
+            flag = "" if row["target"] is None else (
+                " ok" if row["meets_target"] else f" ABOVE target {row['target']}x")
+            print(f"  {label:<22} {row['ratio_to_ew']:>6.2f}x{flag}")
+    write_result("method_step_time", {
+        "model": "x(256) -> shared MLP(512, 256) -> per task MLP(64) -> sigmoid", "batch": BATCH,
+        "steps_per_round": args.steps, "rounds": args.rounds, "threads": args.threads or "default",
+        "device": "CPU", "targets": {k: {f"T={t}": v for t, v in d.items()} for k, d in TARGETS.items()},
+        "results": by_tasks})
+
+
+if __name__ == "__main__":
+    main()
