@@ -26,6 +26,7 @@ COMPONENT_REGISTRIES = {
     "model.trunk": ("mtl_tf.models.trunks", "TRUNKS"),
     "model.tower": ("mtl_tf.models.towers", "TOWERS"),
     "training.optimizer": ("mtl_tf.training.optimizers", "OPTIMIZERS"),
+    "training.task_optimizer": ("mtl_tf.training.optimizers", "OPTIMIZERS"),
     "training.weighting": ("mtl_tf.training.weighting", "WEIGHTINGS"),
     "training.gradient": ("mtl_tf.training.aggregators", "AGGREGATORS"),
     "training.sampling": ("mtl_tf.training.sampling", "SAMPLERS"),
@@ -149,6 +150,8 @@ def check_components(recipe: Recipe) -> None:
     for where, (module, attr) in COMPONENT_REGISTRIES.items():
         section, key = where.split(".")
         spec = getattr(getattr(recipe, section), key)
+        if spec is None:  # an optional component left out
+            continue
         registry = getattr(importlib.import_module(module), attr)
         try:
             registry.split(spec.as_dict(), where)
