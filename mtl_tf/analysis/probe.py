@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from mtl_tf.analysis.matrices import affinity_from_losses, cosine_from_gram, nanmean_matrices
 from mtl_tf.models.builder import task_variables
+from mtl_tf.training.losses import unpack_batch
 
 
 class TaskProbe:
@@ -177,17 +178,7 @@ class TaskProbe:
                 [tf.convert_to_tensor(v.value) for v in self.model.non_trainable_variables])
 
     def _unpack(self, batch: Any) -> tuple[Mapping, dict, dict]:
-        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
-            raise ValueError("batches must be (features, labels, masks) or (features, labels) dicts; "
-                             f"received an element of type {type(batch).__name__}")
-        features, labels = batch[0], batch[1]
-        missing = [t.name for t in self.tasks if t.name not in labels]
-        if missing:
-            raise ValueError(f"the batch has no labels for task(s) {', '.join(missing)}; "
-                             f"its label keys: {', '.join(sorted(labels))}")
-        masks = batch[2] if len(batch) == 3 else {t.name: t.mask(labels[t.name]) for t in self.tasks}
-        cleaned = {t.name: t.clean(labels[t.name]) for t in self.tasks}
-        return features, cleaned, {t.name: masks[t.name] for t in self.tasks}
+        return unpack_batch(batch, self.tasks)
 
 
 def _dense(grad: Any, value: tf.Tensor) -> tf.Tensor:

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import tensorflow as tf
+
+
+def unpack_batch(batch: Any, tasks: Sequence) -> tuple[Mapping, dict, dict]:
+    """(features, cleaned labels, masks) of a ``(features, labels[, masks])`` batch.
+
+    Without masks they come from each task's missing-label rule; labels are cleaned so a
+    missing one cannot turn a loss into NaN.
+    """
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        raise ValueError("datasets must yield (features, labels, masks) or (features, labels) "
+                         f"dicts; received an element of type {type(batch).__name__}")
+    features, labels = batch[0], batch[1]
+    missing = [t.name for t in tasks if t.name not in labels]
+    if missing:
+        raise ValueError(f"the labels lack task(s) {', '.join(missing)}; "
+                         f"received label keys: {', '.join(sorted(labels))}")
+    masks = batch[2] if len(batch) == 3 else {t.name: t.mask(labels[t.name]) for t in tasks}
+    return (features, {t.name: t.clean(labels[t.name]) for t in tasks},
+            {t.name: masks[t.name] for t in tasks})
 
 
 def label_counts(tasks: Sequence, masks: Mapping[str, tf.Tensor]) -> tf.Tensor:

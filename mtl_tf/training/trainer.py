@@ -28,7 +28,7 @@ from mtl_tf.training.checkpointing import Checkpoints
 from mtl_tf.training.diverged import TrainingDiverged
 from mtl_tf.training.early_stopping import EarlyStopping
 from mtl_tf.training.history import History
-from mtl_tf.training.losses import per_example_losses, task_losses
+from mtl_tf.training.losses import per_example_losses, task_losses, unpack_batch
 from mtl_tf.training.model_split import ModelSplit
 from mtl_tf.training.optimizers import build_optimizer
 from mtl_tf.training.sampling import SAMPLERS
@@ -412,16 +412,7 @@ class Trainer:
         self.val_trackers.regularization.update_state(self._regularization())
 
     def _unpack(self, batch):
-        if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
-            raise ValueError("datasets must yield (features, labels, masks) or (features, labels) "
-                             f"dicts; received an element of type {type(batch).__name__}")
-        features, labels = batch[0], batch[1]
-        missing = [t.name for t in self.tasks if t.name not in labels]
-        if missing:
-            raise ValueError(f"the labels lack task(s) {', '.join(missing)}; "
-                             f"received label keys: {', '.join(sorted(labels))}")
-        masks = batch[2] if len(batch) == 3 else {t.name: t.mask(labels[t.name]) for t in self.tasks}
-        return features, {t.name: t.clean(labels[t.name]) for t in self.tasks}, masks
+        return unpack_batch(batch, self.tasks)
 
     # --- epochs ---------------------------------------------------------------------------
     def _train_epoch(self, epoch, train, iterator, steps, progress_steps):
