@@ -83,10 +83,8 @@ def preprocess(recipe: Recipe, beam_args: Sequence[str] = (), skip: bool = False
     else:
         from pipelines.csv_to_tfrecords import run as run_pipeline
 
-        from mtl_tf.cli.data import summary
-
         result = run_pipeline(recipe, list(beam_args))
-        echo(summary(result))
+        echo(result.summary())
         spec = result.spec
     problems = spec.label_problems()
     if problems:

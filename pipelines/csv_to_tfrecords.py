@@ -54,6 +54,16 @@ class PreprocessResult:
     rows_rejected: int
     rejects_by_reason: dict[str, int]
 
+    def summary(self) -> str:
+        """Rows in = written (per split) + rejected (per reason), and where dataset.json is."""
+        written = ", ".join(f"{split} {n}" for split, n in self.rows_written.items())
+        lines = [f"rows in {self.rows_in} = written {sum(self.rows_written.values())} ({written}) "
+                 f"+ rejected {self.rows_rejected}"]
+        for reason, count in sorted(self.rejects_by_reason.items()):
+            lines.append(f"  rejected {count}: {reason}")
+        lines.append(f"dataset.json: {self.path}")
+        return "\n".join(lines)
+
 
 def build_pipeline(pipeline, recipe: Recipe, files: list[str], out_dir: str) -> None:
     """Adds the CSV-to-TFRecords steps to ``pipeline`` (a ``beam.Pipeline`` or ``TestPipeline``).

@@ -44,17 +44,7 @@ def preprocess(recipe_path: str, overrides: tuple[str, ...], out_dir: str | None
 
     recipe = read_recipe(recipe_path, overrides)
     result = run_pipeline(recipe, list(beam_args), out_dir=out_dir)
-    click.echo(summary(result))
-
-
-def summary(result) -> str:
-    written = ", ".join(f"{split} {n}" for split, n in result.rows_written.items())
-    lines = [f"rows in {result.rows_in} = written {sum(result.rows_written.values())} ({written}) "
-             f"+ rejected {result.rows_rejected}"]
-    for reason, count in sorted(result.rejects_by_reason.items()):
-        lines.append(f"  rejected {count}: {reason}")
-    lines.append(f"dataset.json: {result.path}")
-    return "\n".join(lines)
+    click.echo(result.summary())
 
 
 @data.command()
