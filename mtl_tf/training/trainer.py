@@ -26,15 +26,17 @@ import numpy as np
 import tensorflow as tf
 
 from mtl_tf.training.aggregators import AGGREGATORS
-from mtl_tf.training.aggregators.base import combine, gram_of, weighted_gram
+from mtl_tf.training.arguments import (check_model, check_outputs, check_tasks, early_stopping_options,
+                                       positive_int, resolve_jit, steps_per_execution_option)
 from mtl_tf.training.checkpointing import Checkpoints
 from mtl_tf.training.diverged import TrainingDiverged
 from mtl_tf.training.early_stopping import EarlyStopping
+from mtl_tf.training.feed import Feed, cardinality, compile_loop, known_batches, run_steps, step_on_next
 from mtl_tf.training.history import History
-from mtl_tf.training.losses import per_example_losses, task_losses, unpack_batch
+from mtl_tf.training.losses import per_example_losses, unpack_batch
 from mtl_tf.training.model_split import ModelSplit
-from mtl_tf.training.optimizers import build_optimizer
 from mtl_tf.training.sampling import SAMPLERS
+from mtl_tf.training.step import TrainStep
 from mtl_tf.training.strategy import is_chief
 from mtl_tf.training.task_metrics import TaskMetrics
 from mtl_tf.training.weighting import WEIGHTINGS
@@ -108,17 +110,17 @@ class Trainer:
                  train_metrics: bool = False, jit_compile: bool | str = "auto", max_to_keep: int = 3,
                  task_optimizer: str | Mapping[str, Any] | keras.optimizers.Optimizer | None = None,
                  task_sizes: Mapping[str, int] | None = None, steps_per_execution: int | str = "auto"):
-        self.tasks = _check_tasks(tasks)
-        self.epochs = _positive_int("epochs", epochs)
-        self.steps_per_epoch = None if steps_per_epoch is None else _positive_int("steps_per_epoch", steps_per_epoch)
+        self.tasks = check_tasks(tasks)
+        self.epochs = positive_int("epochs", epochs)
+        self.steps_per_epoch = None if steps_per_epoch is None else positive_int("steps_per_epoch", steps_per_epoch)
         self.verbose = int(verbose)
-        self.steps_per_execution = _steps_per_execution(steps_per_execution)
+        self.steps_per_execution = steps_per_execution_option(steps_per_execution)
         self.strategy = strategy or tf.distribute.get_strategy()
         self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
         keras.utils.set_random_seed(seed)
-        patience, min_delta = _early_stopping_options(early_stopping)
+        patience, min_delta = early_stopping_options(early_stopping)
         with self.strategy.scope():
-            self._model = _check_model(model_fn())
+            self._model = check_model(model_fn())
             self.split = ModelSplit(self._model, [task.name for task in self.tasks])
             self.weighting = WEIGHTINGS.get(weighting, "training.weighting")
             self.weighting.build(self.tasks)
@@ -126,15 +128,16 @@ class Trainer:
             self.aggregator.build(self.tasks, self.split.shared)
             self.sampler = SAMPLERS.get(sampling, "training.sampling")
             self.sampler.build(self.tasks, sizes=task_sizes, epochs=self.epochs)
-            self._mode = self._gradient_mode()
-            self._build_optimizers(optimizer, task_optimizer)
             self.train_trackers = TaskMetrics(self.tasks, with_metrics=train_metrics)
             self.val_trackers = TaskMetrics(self.tasks)
             self.early_stopping = EarlyStopping(self.tasks, patience, min_delta)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
             self._nonfinite = tf.Variable(tf.zeros([len(self.tasks)]), trainable=False, name="nonfinite")
             self._first_nonfinite = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite")
-        self.jit_compile = _resolve_jit(jit_compile, self.strategy, self._model)
+            self.step = TrainStep(self._model, self.tasks, self.split, self.weighting, self.aggregator,
+                                  self.sampler, self.strategy, self.epoch, optimizer, task_optimizer)
+        self.optimizer, self.task_optimizer = self.step.optimizer, self.step.task_optimizer
+        self.jit_compile = resolve_jit(jit_compile, self.strategy, self._model)
         self.checkpoints = None if self.checkpoint_dir is None else Checkpoints(
             self.checkpoint_dir, self.strategy, max_to_keep, model=self._model, optimizer=self.optimizer,
             epoch=self.epoch, weighting=self.weighting, aggregator=self.aggregator, sampler=self.sampler,
@@ -143,42 +146,8 @@ class Trainer:
         self._best_weights: list[np.ndarray] | None = None
         self._train_step = self._compile_step(self._train_on_batch)
         self._eval_step = self._compile_step(self._eval_on_batch)
-        self._train_loop = _compile_loop(self._train_step)
-        self._eval_loop = _compile_loop(self._eval_step)
-
-    def _gradient_mode(self) -> str:
-        """``"sum"`` (one backward pass), ``"param"`` or ``"rep"`` (per-task gradients of the
-        shared parameters or of the shared representation)."""
-        aggregator, weighting = self.aggregator, self.weighting
-        self._split_ok = True
-        if not (aggregator.needs_task_gradients or weighting.needs_gradients):
-            return "sum"
-        rep = aggregator.rep_grad if aggregator.needs_task_gradients else bool(getattr(weighting, "rep_grad", False))
-        if rep and not aggregator.gram_based:
-            raise ValueError(f"gradient aggregator '{aggregator.name}' defines only aggregate(), which needs "
-                             "parameter gradients; rep_grad needs coefficients() (all built-in aggregators have it)")
-        if rep:
-            self.split.front  # noqa: B018 -- builds the split now, so a model that cannot be split fails here
-            return "rep"
-        try:
-            self.split.front  # noqa: B018
-        except ValueError:
-            self._split_ok = False
-        return "param"
-
-    def _build_optimizers(self, optimizer, task_optimizer) -> None:
-        self.optimizer = build_optimizer(optimizer)
-        self.task_optimizer = None if task_optimizer is None else build_optimizer(task_optimizer)
-        if self.task_optimizer is not None and self.task_optimizer is self.optimizer:
-            raise ValueError("task_optimizer must be a different optimizer object from optimizer; "
-                             "pass a name or config to get a fresh one")
-        if self.task_optimizer is None:
-            self._groups = [(self.optimizer, self._model.trainable_variables + self.weighting.parameters)]
-        else:
-            self._groups = [(self.optimizer, self.split.shared + self.weighting.parameters),
-                            (self.task_optimizer, self.split.task_specific)]
-        for opt, variables in self._groups:
-            opt.build(variables)
+        self._train_loop = compile_loop(self._train_step)
+        self._eval_loop = compile_loop(self._eval_step)
 
     @property
     def model(self) -> keras.Model:
@@ -211,14 +180,14 @@ class Trainer:
                              "pass val_ds or build the Trainer with early_stopping=None")
         if resume and self.checkpoints is None:
             raise ValueError("fit(resume=True) needs a checkpoint_dir; received checkpoint_dir=None")
-        feed = _Feed(self.strategy.experimental_distribute_dataset(train_ds), self._known_batches(train_ds))
+        feed = Feed(self.strategy.experimental_distribute_dataset(train_ds), known_batches(self.strategy, train_ds))
         if feed.count == math.inf and self.steps_per_epoch is None:
             raise ValueError("the training dataset repeats forever, so an epoch would never end; "
                              "set steps_per_epoch or pass a finite dataset")
         history = self._resume() if resume else History()
         val = None if val_ds is None else self.strategy.experimental_distribute_dataset(val_ds)
-        val_count = None if val_ds is None else self._known_batches(val_ds)
-        steps = self.steps_per_epoch or _cardinality(train_ds)
+        val_count = None if val_ds is None else known_batches(self.strategy, val_ds)
+        steps = self.steps_per_epoch or cardinality(train_ds)
         progress_steps = steps or expected_steps
         for epoch in range(int(self.epoch.numpy()) + 1, self.epochs + 1):
             logs = self._train_epoch(epoch, feed, steps, progress_steps)
@@ -241,7 +210,7 @@ class Trainer:
         Returns:
             ``{task: {"loss": ..., metric: ...}}`` over the labelled rows of each task.
         """
-        self._run_eval(self.strategy.experimental_distribute_dataset(ds), self._known_batches(ds))
+        self._run_eval(self.strategy.experimental_distribute_dataset(ds), known_batches(self.strategy, ds))
         return self.val_trackers.task_results()
 
     # --- the compiled step ----------------------------------------------------------------
@@ -249,57 +218,11 @@ class Trainer:
         """``on_batch`` compiled (with XLA when ``jit_compile``): one step on a given batch."""
         return tf.function(on_batch, jit_compile=self.jit_compile, reduce_retracing=True)
 
-    def _known_batches(self, ds: tf.data.Dataset) -> float | None:
-        """Batches in ``ds`` when the compiled function may read them itself (``math.inf``
-        for a dataset that repeats forever); None when they must be read in Python.
-
-        Several workers read the Python way: each reads its own shard of the files, and a
-        worker's shard need not hold the dataset's count of batches.
-        """
-        if getattr(self.strategy.extended, "_in_multi_worker_mode", lambda: False)():
-            return None
-        if int(ds.cardinality().numpy()) == tf.data.INFINITE_CARDINALITY:
-            return math.inf
-        return _cardinality(ds)
-
     def _chunk(self, steps: int) -> int:
         """Steps per call of the compiled loop, for a pass of ``steps`` steps."""
         if self.steps_per_execution == "auto":
             return max(1, steps // 50)
         return self.steps_per_execution
-
-    def _run_steps(self, loop: Callable, feed: _Feed, count: int) -> None:
-        """Runs ``count`` steps, reading the batches inside the compiled function.
-
-        The caller never asks for more batches than ``feed`` has left: reading past the end
-        inside the function would still run the step's data-independent updates (metric
-        counters) before the end-of-data error surfaced.
-        """
-        try:
-            loop(feed.iterator, count)
-        except tf.errors.OutOfRangeError as err:
-            raise ValueError(
-                f"the dataset ended before the {feed.count} batches its cardinality() announced; "
-                "if it was declared with assert_cardinality, the count is wrong") from err
-        feed.left -= count
-        feed.fresh = False
-
-    @staticmethod
-    def _step_on_next(step: Callable, feed: _Feed) -> bool:
-        """Reads one batch in Python and runs ``step`` on it; False at the end of the data.
-
-        This is the path for data of unknown length: the batch is taken before the compiled
-        step starts, as the TensorFlow custom-loop guides do, so the end of the data never
-        runs half a step (and a ``tf.cond`` on an optional element fails under
-        MirroredStrategy).
-        """
-        try:
-            batch = next(feed.iterator)
-        except (StopIteration, tf.errors.OutOfRangeError):
-            return False
-        step(batch)
-        feed.fresh = False
-        return True
 
     def _train_on_batch(self, batch):
         flags = self.strategy.run(self._replica_train_step, args=(batch,))
@@ -313,160 +236,19 @@ class Trainer:
 
     def _replica_train_step(self, batch):
         features, labels, masks = self._unpack(batch)
-        step = tf.cast(self.optimizer.iterations, tf.int64)
-        if self._mode == "sum":
-            outputs, losses, per_example, weights, total, regularization = self._sum_step(features, labels, masks, step)
-        else:
-            outputs, losses, per_example, weights, total, regularization = self._task_gradient_step(
-                features, labels, masks, step)
+        outputs, losses, per_example, weights, total, regularization = self.step(features, labels, masks)
         self.train_trackers.update(labels, masks, outputs, per_example)
         self.train_trackers.update_objective(weights, total, regularization)
         return tf.cast(tf.logical_not(tf.math.is_finite(losses)), tf.float32)
-
-    def _sum_step(self, features, labels, masks, step):
-        """One backward pass of ``sum_t w_t L_t`` (plus the weighting's own objective)."""
-        replicas = float(self.strategy.num_replicas_in_sync)
-        variables = self._model.trainable_variables + self.weighting.parameters
-        with tf.GradientTape() as tape:
-            outputs = _check_outputs(self._model(features, training=True), self.tasks)
-            losses, per_example, counts = task_losses(self.tasks, labels, masks, outputs)
-            sampled, active = self._active(step, counts)
-            global_losses = self._global_losses(losses) if self.weighting.uses_losses else tf.stop_gradient(losses)
-            weights = tf.cast(self.weighting(global_losses, step, active), tf.float32) * sampled
-            regularization = self._regularization() + self._method_regularization(active)
-            share = tf.reduce_sum(weights * losses) + regularization / replicas
-        self._apply(tape.gradient(share, variables), variables)
-        return outputs, losses, per_example, weights, share * replicas, regularization
-
-    def _task_gradient_step(self, features, labels, masks, step):
-        """Per-task gradients of the shared part, aggregated; task variables get their own task's."""
-        replicas = float(self.strategy.num_replicas_in_sync)
-        split = self.split
-        with tf.GradientTape(persistent=True) as tape:
-            if self._split_ok:
-                representation, copies, outputs = split.forward(features)
-                outputs = _check_outputs(outputs, self.tasks)
-            else:
-                outputs = _check_outputs(self._model(features, training=True), self.tasks)
-            losses, per_example, counts = task_losses(self.tasks, labels, masks, outputs)
-            model_regularization = self._regularization()
-            unweighted = tf.reduce_sum(losses)
-        if self._split_ok:
-            flat = [c for task_copies in copies for c in task_copies]
-            grads = tape.gradient(unweighted, flat + split.task_specific)
-            rep_grads = split.representation_gradients(grads[:len(flat)], representation)
-            task_grads = grads[len(flat):]
-        else:
-            task_grads = tape.gradient(unweighted, split.task_specific)
-        if self._mode == "rep":
-            stacked = rep_grads
-            gram = self._sum_across_replicas(gram_of(stacked))
-        else:
-            jacobian = self._shared_jacobian(tape, representation, rep_grads) if self._split_ok \
-                else self._plain_jacobian(tape, losses)
-            stacked = self._sum_across_replicas(jacobian)
-            gram = gram_of(stacked)
-        sampled, active = self._active(step, counts)
-        global_losses = self._global_losses(losses)
-        weights, method_grads, method_regularization = self._method_weights(
-            global_losses, losses, step, sampled, active, gram, replicas)
-        shared = self._shared_update(tape, stacked, gram, weights, global_losses, step, replicas,
-                                     representation if self._mode == "rep" else None)
-        owners = tf.gather(weights, split.owners) if split.owners else tf.zeros([0])
-        task_grads = [_dense_or_zero(g, v) * owners[i] for i, (g, v) in enumerate(zip(task_grads, split.task_specific))]
-        grads = shared + method_grads + task_grads
-        variables = split.shared + self.weighting.parameters + split.task_specific
-        if self._model.losses:
-            extra = _zeros_for_none(tape.gradient(model_regularization / replicas, variables), variables)
-            grads = [g + r for g, r in zip(grads, extra)]
-        del tape
-        self._apply(grads, variables)
-        regularization = model_regularization + method_regularization
-        total = tf.reduce_sum(weights * losses) * replicas + regularization
-        return outputs, losses, per_example, weights, total, regularization
-
-    def _shared_update(self, tape, stacked, gram, weights, global_losses, step, replicas, representation):
-        """The aggregated gradient of the shared variables (what this replica hands the optimizer)."""
-        shared = self.split.shared
-        if not self.aggregator.gram_based:
-            per_task = [[tensor[t] for tensor in stacked] for t in range(len(self.tasks))]
-            combined = self.aggregator.aggregate(per_task, weights)
-            return [g / replicas for g in combined]
-        alpha = self.aggregator.coefficients(weighted_gram(gram, weights), global_losses, step)
-        scale = tf.stop_gradient(tf.cast(alpha, tf.float32) * weights)
-        if representation is None:
-            # The Jacobian is already global and the same on every replica; the optimizer sums.
-            return [g / replicas for g in combine(scale, stacked)]
-        cotangents = combine(scale, stacked)
-        return _zeros_for_none(tape.gradient(representation, shared, output_gradients=cotangents), shared)
-
-    def _shared_jacobian(self, tape, representation, rep_grads):
-        """``(T, *shape)`` per shared variable: each task's representation gradient pulled back
-        through the shared layers, all tasks in one vectorised pass."""
-        shared = self.split.shared
-
-        def pull_back(cotangents):
-            grads = tape.gradient(representation, shared, output_gradients=list(cotangents))
-            return [_dense_or_zero(g, v) for g, v in zip(grads, shared)]
-
-        return tf.vectorized_map(pull_back, rep_grads)
-
-    def _plain_jacobian(self, tape, losses):
-        shared = self.split.shared
-        jacobian = tape.jacobian(losses, shared, experimental_use_pfor=True)
-        return [tf.zeros([len(self.tasks), *v.shape], v.dtype) if j is None else j for j, v in zip(jacobian, shared)]
-
-    def _method_weights(self, global_losses, losses, step, sampled, active, gram, replicas):
-        """Task weights (from the weighting, times the sampler's mask) and the gradients of the
-        weighting's own parameters."""
-        params = self.weighting.parameters
-        with tf.GradientTape() as tape:
-            weights = tf.cast(self.weighting(global_losses, step, active, gram), tf.float32) * sampled
-            regularization = self._method_regularization(active)
-            objective = tf.reduce_sum(weights * tf.stop_gradient(losses)) + regularization / replicas
-        grads = _zeros_for_none(tape.gradient(objective, params), params) if params else []
-        return tf.stop_gradient(weights), grads, regularization
-
-    def _active(self, step, counts):
-        """(the sampler's mask, that mask restricted to tasks labelled in the global batch)."""
-        sampled = tf.cast(self.sampler.active(step, self.epoch), tf.float32)
-        return sampled, sampled * tf.cast(counts > 0, tf.float32)
-
-    def _global_losses(self, losses):
-        return self._sum_across_replicas(tf.stop_gradient(losses))
-
-    def _sum_across_replicas(self, value):
-        if self.strategy.num_replicas_in_sync == 1:
-            return value
-        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
-
-    def _method_regularization(self, active):
-        if not self.weighting.parameters:
-            return tf.constant(0.0)
-        return tf.reduce_sum(tf.cast(self.weighting.regularization(), tf.float32) * active)
-
-    def _regularization(self):
-        if not self._model.losses:
-            return tf.constant(0.0)
-        return tf.cast(tf.add_n(self._model.losses), tf.float32)
-
-    def _apply(self, grads, variables):
-        grads = _zeros_for_none(grads, variables)
-        if len(self._groups) == 1:
-            self.optimizer.apply_gradients(zip(grads, variables))
-            return
-        by_id = {id(v): g for g, v in zip(grads, variables)}
-        for optimizer, group in self._groups:
-            optimizer.apply_gradients([(by_id[id(v)], v) for v in group])
 
     def _eval_on_batch(self, batch):
         self.strategy.run(self._replica_eval_step, args=(batch,))
 
     def _replica_eval_step(self, batch):
         features, labels, masks = self._unpack(batch)
-        outputs = _check_outputs(self._model(features, training=False), self.tasks)
+        outputs = check_outputs(self._model(features, training=False), self.tasks)
         self.val_trackers.update(labels, masks, outputs, per_example_losses(self.tasks, labels, masks, outputs))
-        self.val_trackers.regularization.update_state(self._regularization())
+        self.val_trackers.regularization.update_state(self.step.regularization())
 
     def _unpack(self, batch):
         return unpack_batch(batch, self.tasks)
@@ -505,14 +287,14 @@ class Trainer:
             if feed.left == 0:
                 feed.restart()
             count = int(min(self._chunk(steps), steps - done, feed.left))
-            self._run_steps(self._train_loop, feed, count)
+            run_steps(self._train_loop, feed, count)
             done += count
             yield done
 
     def _train_read_in_python(self, feed):
         step = 0
         while self.steps_per_epoch is None or step < self.steps_per_epoch:
-            if not self._step_on_next(self._train_step, feed):
+            if not step_on_next(self._train_step, feed):
                 if self.steps_per_epoch is None or feed.fresh:
                     return
                 feed.restart()
@@ -539,14 +321,14 @@ class Trainer:
 
     def _run_eval(self, dataset, count):
         self.val_trackers.reset()
-        feed = _Feed(dataset, None if count == math.inf else count)
+        feed = Feed(dataset, None if count == math.inf else count)
         feed.restart()
         if feed.count is None:
-            while self._step_on_next(self._eval_step, feed):
+            while step_on_next(self._eval_step, feed):
                 pass
             return
         while feed.left > 0:
-            self._run_steps(self._eval_loop, feed, min(self._chunk(feed.count), feed.left))
+            run_steps(self._eval_loop, feed, min(self._chunk(feed.count), feed.left))
 
     def _validation_logs(self, val, val_count, train_logs):
         self._run_eval(val, val_count)
@@ -620,135 +402,7 @@ class Trainer:
         return None if self.checkpoints is None else self.checkpoints.latest
 
 
-class _Feed:
-    """A distributed dataset's current iterator and how many batches it has left.
-
-    Args:
-        dataset: the distributed dataset.
-        count: its batches (``math.inf`` when it repeats forever); None when unknown.
-    """
-
-    def __init__(self, dataset, count: float | None):
-        self.dataset, self.count = dataset, count
-        self.iterator, self.left, self.fresh = None, 0, False
-
-    def restart(self) -> None:
-        self.iterator = iter(self.dataset)
-        self.left, self.fresh = self.count, True
-
-
-def _compile_loop(step: Callable) -> Callable:
-    """A ``loop(iterator, count)`` that reads ``count`` batches inside a compiled function
-    and runs the compiled ``step`` on each.
-
-    ``step`` stays a function of its own, so with XLA only the step is compiled (the
-    iterator cannot be). A call for one step has no loop, so it needs no loop count.
-    """
-
-    @tf.function
-    def one(iterator):
-        step(next(iterator))
-
-    @tf.function
-    def several(iterator, count):
-        for _ in tf.range(count):
-            step(next(iterator))
-
-    def loop(iterator, count: int) -> None:
-        if count == 1:
-            one(iterator)
-        else:
-            several(iterator, tf.constant(count, tf.int64))
-
-    return loop
-
-
-def _zeros_for_none(grads: Sequence, variables: Sequence) -> list[tf.Tensor]:
-    # tape.gradient(unconnected_gradients=ZERO) fails on Keras variables (string dtypes).
-    return [_zero_if_none(g, v) for g, v in zip(grads, variables)]
-
-
-def _zero_if_none(grad, variable):
-    return tf.zeros(variable.shape, variable.dtype) if grad is None else grad
-
-
-def _dense_or_zero(grad, variable) -> tf.Tensor:
-    return tf.zeros(variable.shape, variable.dtype) if grad is None else tf.convert_to_tensor(grad)
-
-
 def _summary(logs: Mapping[str, float]) -> str:
     keys = ["loss", "val_loss"] + [k for k in logs if "/val_" in k and not k.endswith("/val_loss")]
     parts = [f"{k}={logs[k]:.4f}" for k in keys if k in logs]
     return f"epoch {logs['epoch']}: " + " ".join(parts) + f" ({logs['epoch_time_s']:.1f}s)"
-
-
-def _cardinality(ds: tf.data.Dataset) -> int | None:
-    count = int(ds.cardinality().numpy())
-    return count if count > 0 else None
-
-
-def _steps_per_execution(value: Any) -> int | str:
-    if value == "auto" and isinstance(value, str):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"steps_per_execution must be an integer >= 1 or 'auto'; received {value!r}")
-    return int(value)
-
-
-def _check_tasks(tasks: Sequence) -> list:
-    tasks = list(tasks)
-    if not tasks:
-        raise ValueError("Trainer needs at least one task; received an empty task list")
-    names = [t.name for t in tasks]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ValueError(f"task names must be unique; repeated: {', '.join(dupes)}")
-    return tasks
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; received {value!r}")
-    return int(value)
-
-
-def _early_stopping_options(spec: Any) -> tuple[int | None, float]:
-    if spec is None:
-        return None, 0.0
-    if hasattr(spec, "model_dump"):
-        spec = spec.model_dump()
-    if not isinstance(spec, Mapping):
-        raise TypeError(f"early_stopping must be a dict {{patience, min_delta}} or None; received {spec!r}")
-    unknown = sorted(set(spec) - {"patience", "min_delta"})
-    if unknown:
-        raise ValueError(f"early_stopping: unknown option(s) {', '.join(unknown)}; allowed: min_delta, patience")
-    return spec.get("patience", 3), float(spec.get("min_delta", 0.0))
-
-
-def _check_model(model: Any) -> keras.Model:
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"model_fn must return a keras.Model; received {type(model).__name__}")
-    return model
-
-
-def _check_outputs(outputs: Any, tasks: Sequence) -> Mapping[str, tf.Tensor]:
-    if not isinstance(outputs, Mapping):
-        raise ValueError("the model must return a dict of outputs keyed by task name; "
-                         f"received {type(outputs).__name__}")
-    missing = [t.name for t in tasks if t.name not in outputs]
-    if missing:
-        raise ValueError(f"the model has no output for task(s) {', '.join(missing)}; "
-                         f"its outputs: {', '.join(sorted(outputs))}")
-    return outputs
-
-
-def _resolve_jit(jit_compile: bool | str, strategy: tf.distribute.Strategy, model: keras.Model) -> bool:
-    if jit_compile not in (True, False, "auto"):
-        raise ValueError(f"jit_compile must be True, False or 'auto'; received {jit_compile!r}")
-    if jit_compile != "auto":
-        return bool(jit_compile)
-    accelerators = [d for d in tf.config.list_physical_devices() if d.device_type != "CPU"]
-    if not accelerators or strategy.num_replicas_in_sync > 1:
-        return False
-    layers = model._flatten_layers() if hasattr(model, "_flatten_layers") else model.layers
-    return all(getattr(layer, "supports_jit", True) for layer in layers)

@@ -136,7 +136,7 @@ def test_parameter_gradients_still_work_without_a_clean_split():
     fast = Trainer(lambda: _tangled_model(tasks), tasks, "sgd", epochs=1, verbose=0)
     per_task = Trainer(lambda: _tangled_model(tasks), tasks, "sgd", epochs=1, verbose=0,
                        gradient="upgrad")
-    assert not per_task._split_ok
+    assert not per_task.step._split_ok
     fast.fit(toy_dataset(64))
     per_task.fit(toy_dataset(64))
     assert all(np.all(np.isfinite(w)) for w in weights_of(per_task.model))

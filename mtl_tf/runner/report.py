@@ -1,0 +1,72 @@
+"""Stage 5: the run report (JSON, Markdown), its plots, and their MLflow artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+
+def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir, skew, run_dir, tracked,
+                     monitor: Any = None, delta: dict[str, Any] | None = None,
+                     utilisation_batches: Any = None) -> Path:
+    """report.json, report.md, the training-curve plot and the relation plots; all logged to the run."""
+    from mtl_tf.evaluation import build_report, plot_history, write_report
+    from mtl_tf.models import flops_per_example, parameter_breakdown
+
+    extra = {
+        "parameters": parameter_breakdown(trainer.model),
+        "flops_per_example": flops_per_example(trainer.model),
+        "export": {"dir": str(export_dir)},
+        "skew": {"max_abs_difference": skew.max_abs_difference, "examples": skew.num_examples,
+                 "tolerance": skew.tolerance},
+        "mlflow": {"run_id": tracked.run_id, "experiment": recipe.tracking.experiment or recipe.name},
+    }
+    if delta is not None:
+        extra["delta_m"] = delta
+    plots = []
+    if monitor is not None and (monitor.conflict["epochs"] or monitor.affinity["epochs"]):
+        extra["relations"] = relations_summary(monitor)
+        plots = monitor.plots()
+    if utilisation_batches is not None:
+        utilisation, heatmap = expert_usage(trainer.model, utilisation_batches, run_dir)
+        if heatmap is not None:
+            extra["expert_utilisation"] = utilisation
+            plots.append(heatmap)
+    report = build_report(recipe, spec, tasks, test_metrics, history, extra)
+    json_path, md_path = write_report(report, run_dir)
+    plot = plot_history(history, tasks, run_dir / "training_curves.png")
+    for path in (json_path, md_path, plot):
+        tracked.log_artifact(path, "report")
+    for path in [*plots, *(monitor.files() if monitor is not None else [])]:
+        tracked.log_artifact(path, "analysis")
+    tracked.log_artifacts(export_dir, "export")
+    return md_path
+
+
+def expert_usage(model: Any, batches: Any, run_dir: Path) -> tuple[Any, Path | None]:
+    """Mean gate weight per task and expert (mixture-of-experts models) and its heatmap PNG."""
+    from mtl_tf.models import expert_columns, expert_utilisation, utilisation_heatmap
+    from mtl_tf.models.experts import gates
+
+    if not gates(model):
+        return None, None
+    utilisation = expert_utilisation(model, batches)
+    path = utilisation_heatmap(utilisation, run_dir / "expert_utilisation.png", columns=expert_columns(model))
+    return {task: np.asarray(row).tolist() for task, row in utilisation.items()}, path
+
+
+def relations_summary(monitor: Any, groups: int = 2) -> dict[str, Any]:
+    """The report's task-relationship section: last matrices, cost, and a grouping suggestion
+    (``groups`` groups, from the affinity averaged over epochs) when there are more tasks than groups."""
+    summary = monitor.summary()
+    if monitor.affinity["epochs"] and len(monitor.names) > groups:
+        from mtl_tf.analysis.grouping import recommend_groups
+        from mtl_tf.analysis.records import select_matrix
+
+        matrix, _ = select_matrix(monitor.affinity)
+        grouping = recommend_groups(matrix, monitor.names, groups)
+        summary["grouping"] = {"groups": grouping.groups, "score": grouping.score, "exhaustive": grouping.exhaustive}
+    return summary

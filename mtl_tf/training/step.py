@@ -1,0 +1,248 @@
+"""One training step on one replica: task losses, task weights, gradients and the update.
+
+:class:`TrainStep` holds what a step needs (the model, its shared/task-specific split, the
+weighting, the gradient aggregator, the task sampler and the optimizers) and picks how the
+gradients are taken (:attr:`TrainStep.mode`):
+
+- ``"sum"``: one backward pass of ``sum_t w_t L_t`` (the ``sum`` aggregator with a weighting
+  that reads only losses);
+- ``"param"``: every task's gradient of the shared parameters, in one vectorised pass, summed
+  across replicas and combined by the aggregator;
+- ``"rep"``: every task's gradient of the shared representation (``rep_grad``), combined and
+  back-propagated through the shared layers once.
+
+Task-specific variables always get their own task's weighted gradient. The :class:`Trainer`
+compiles :meth:`TrainStep.__call__` under ``strategy.run`` and keeps the metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import tensorflow as tf
+
+from mtl_tf.training.aggregators.base import combine, gram_of, weighted_gram
+from mtl_tf.training.arguments import check_outputs
+from mtl_tf.training.losses import task_losses
+from mtl_tf.training.model_split import ModelSplit
+from mtl_tf.training.optimizers import build_optimizer
+
+
+class TrainStep:
+    """The per-replica training step of a multi-task model.
+
+    Args:
+        model: the Keras model (outputs keyed by task name).
+        tasks: TaskType objects, in the order of the loss vector.
+        split: the model's :class:`ModelSplit`.
+        weighting, aggregator, sampler: the built training methods.
+        strategy: the tf.distribute strategy the step runs under.
+        epoch: the trainer's epochs-done counter (samplers read it).
+        optimizer, task_optimizer: optimizer specs (``task_optimizer`` trains the
+            task-specific variables when given).
+
+    Attributes:
+        mode: ``"sum"``, ``"param"`` or ``"rep"`` (see the module docstring).
+        optimizer, task_optimizer: the built Keras optimizers.
+    """
+
+    def __init__(self, model: keras.Model, tasks: Sequence, split: ModelSplit, weighting: Any, aggregator: Any,
+                 sampler: Any, strategy: tf.distribute.Strategy, epoch: tf.Variable, optimizer: Any,
+                 task_optimizer: Any = None):
+        self.model, self.tasks, self.split = model, list(tasks), split
+        self.weighting, self.aggregator, self.sampler = weighting, aggregator, sampler
+        self.strategy, self.epoch = strategy, epoch
+        self.mode = self._gradient_mode()
+        self._build_optimizers(optimizer, task_optimizer)
+
+    def __call__(self, features, labels, masks):
+        """One step on this replica's batch; returns
+        ``(outputs, losses, per_example, weights, total, regularization)``."""
+        step = tf.cast(self.optimizer.iterations, tf.int64)
+        if self.mode == "sum":
+            return self._sum_step(features, labels, masks, step)
+        return self._task_gradient_step(features, labels, masks, step)
+
+    def _gradient_mode(self) -> str:
+        """``"sum"`` (one backward pass), ``"param"`` or ``"rep"`` (per-task gradients of the
+        shared parameters or of the shared representation)."""
+        aggregator, weighting = self.aggregator, self.weighting
+        self._split_ok = True
+        if not (aggregator.needs_task_gradients or weighting.needs_gradients):
+            return "sum"
+        rep = aggregator.rep_grad if aggregator.needs_task_gradients else bool(getattr(weighting, "rep_grad", False))
+        if rep and not aggregator.gram_based:
+            raise ValueError(f"gradient aggregator '{aggregator.name}' defines only aggregate(), which needs "
+                             "parameter gradients; rep_grad needs coefficients() (all built-in aggregators have it)")
+        if rep:
+            self.split.front  # noqa: B018 -- builds the split now, so a model that cannot be split fails here
+            return "rep"
+        try:
+            self.split.front  # noqa: B018
+        except ValueError:
+            self._split_ok = False
+        return "param"
+
+    def _build_optimizers(self, optimizer, task_optimizer) -> None:
+        self.optimizer = build_optimizer(optimizer)
+        self.task_optimizer = None if task_optimizer is None else build_optimizer(task_optimizer)
+        if self.task_optimizer is not None and self.task_optimizer is self.optimizer:
+            raise ValueError("task_optimizer must be a different optimizer object from optimizer; "
+                             "pass a name or config to get a fresh one")
+        if self.task_optimizer is None:
+            self._groups = [(self.optimizer, self.model.trainable_variables + self.weighting.parameters)]
+        else:
+            self._groups = [(self.optimizer, self.split.shared + self.weighting.parameters),
+                            (self.task_optimizer, self.split.task_specific)]
+        for opt, variables in self._groups:
+            opt.build(variables)
+
+    def _sum_step(self, features, labels, masks, step):
+        """One backward pass of ``sum_t w_t L_t`` (plus the weighting's own objective)."""
+        replicas = float(self.strategy.num_replicas_in_sync)
+        variables = self.model.trainable_variables + self.weighting.parameters
+        with tf.GradientTape() as tape:
+            outputs = check_outputs(self.model(features, training=True), self.tasks)
+            losses, per_example, counts = task_losses(self.tasks, labels, masks, outputs)
+            sampled, active = self._active(step, counts)
+            global_losses = self._global_losses(losses) if self.weighting.uses_losses else tf.stop_gradient(losses)
+            weights = tf.cast(self.weighting(global_losses, step, active), tf.float32) * sampled
+            regularization = self.regularization() + self._method_regularization(active)
+            share = tf.reduce_sum(weights * losses) + regularization / replicas
+        self._apply(tape.gradient(share, variables), variables)
+        return outputs, losses, per_example, weights, share * replicas, regularization
+
+    def _task_gradient_step(self, features, labels, masks, step):
+        """Per-task gradients of the shared part, aggregated; task variables get their own task's."""
+        replicas = float(self.strategy.num_replicas_in_sync)
+        split = self.split
+        with tf.GradientTape(persistent=True) as tape:
+            if self._split_ok:
+                representation, copies, outputs = split.forward(features)
+                outputs = check_outputs(outputs, self.tasks)
+            else:
+                outputs = check_outputs(self.model(features, training=True), self.tasks)
+            losses, per_example, counts = task_losses(self.tasks, labels, masks, outputs)
+            model_regularization = self.regularization()
+            unweighted = tf.reduce_sum(losses)
+        if self._split_ok:
+            flat = [c for task_copies in copies for c in task_copies]
+            grads = tape.gradient(unweighted, flat + split.task_specific)
+            rep_grads = split.representation_gradients(grads[:len(flat)], representation)
+            task_grads = grads[len(flat):]
+        else:
+            task_grads = tape.gradient(unweighted, split.task_specific)
+        if self.mode == "rep":
+            stacked = rep_grads
+            gram = self._sum_across_replicas(gram_of(stacked))
+        else:
+            jacobian = self._shared_jacobian(tape, representation, rep_grads) if self._split_ok \
+                else self._plain_jacobian(tape, losses)
+            stacked = self._sum_across_replicas(jacobian)
+            gram = gram_of(stacked)
+        sampled, active = self._active(step, counts)
+        global_losses = self._global_losses(losses)
+        weights, method_grads, method_regularization = self._method_weights(
+            global_losses, losses, step, sampled, active, gram, replicas)
+        shared = self._shared_update(tape, stacked, gram, weights, global_losses, step, replicas,
+                                     representation if self.mode == "rep" else None)
+        owners = tf.gather(weights, split.owners) if split.owners else tf.zeros([0])
+        task_grads = [_dense_or_zero(g, v) * owners[i] for i, (g, v) in enumerate(zip(task_grads, split.task_specific))]
+        grads = shared + method_grads + task_grads
+        variables = split.shared + self.weighting.parameters + split.task_specific
+        if self.model.losses:
+            extra = _zeros_for_none(tape.gradient(model_regularization / replicas, variables), variables)
+            grads = [g + r for g, r in zip(grads, extra)]
+        del tape
+        self._apply(grads, variables)
+        regularization = model_regularization + method_regularization
+        total = tf.reduce_sum(weights * losses) * replicas + regularization
+        return outputs, losses, per_example, weights, total, regularization
+
+    def _shared_update(self, tape, stacked, gram, weights, global_losses, step, replicas, representation):
+        """The aggregated gradient of the shared variables (what this replica hands the optimizer)."""
+        shared = self.split.shared
+        if not self.aggregator.gram_based:
+            per_task = [[tensor[t] for tensor in stacked] for t in range(len(self.tasks))]
+            combined = self.aggregator.aggregate(per_task, weights)
+            return [g / replicas for g in combined]
+        alpha = self.aggregator.coefficients(weighted_gram(gram, weights), global_losses, step)
+        scale = tf.stop_gradient(tf.cast(alpha, tf.float32) * weights)
+        if representation is None:
+            # The Jacobian is already global and the same on every replica; the optimizer sums.
+            return [g / replicas for g in combine(scale, stacked)]
+        cotangents = combine(scale, stacked)
+        return _zeros_for_none(tape.gradient(representation, shared, output_gradients=cotangents), shared)
+
+    def _shared_jacobian(self, tape, representation, rep_grads):
+        """``(T, *shape)`` per shared variable: each task's representation gradient pulled back
+        through the shared layers, all tasks in one vectorised pass."""
+        shared = self.split.shared
+
+        def pull_back(cotangents):
+            grads = tape.gradient(representation, shared, output_gradients=list(cotangents))
+            return [_dense_or_zero(g, v) for g, v in zip(grads, shared)]
+
+        return tf.vectorized_map(pull_back, rep_grads)
+
+    def _plain_jacobian(self, tape, losses):
+        shared = self.split.shared
+        jacobian = tape.jacobian(losses, shared, experimental_use_pfor=True)
+        return [tf.zeros([len(self.tasks), *v.shape], v.dtype) if j is None else j for j, v in zip(jacobian, shared)]
+
+    def _method_weights(self, global_losses, losses, step, sampled, active, gram, replicas):
+        """Task weights (from the weighting, times the sampler's mask) and the gradients of the
+        weighting's own parameters."""
+        params = self.weighting.parameters
+        with tf.GradientTape() as tape:
+            weights = tf.cast(self.weighting(global_losses, step, active, gram), tf.float32) * sampled
+            regularization = self._method_regularization(active)
+            objective = tf.reduce_sum(weights * tf.stop_gradient(losses)) + regularization / replicas
+        grads = _zeros_for_none(tape.gradient(objective, params), params) if params else []
+        return tf.stop_gradient(weights), grads, regularization
+
+    def _active(self, step, counts):
+        """(the sampler's mask, that mask restricted to tasks labelled in the global batch)."""
+        sampled = tf.cast(self.sampler.active(step, self.epoch), tf.float32)
+        return sampled, sampled * tf.cast(counts > 0, tf.float32)
+
+    def _global_losses(self, losses):
+        return self._sum_across_replicas(tf.stop_gradient(losses))
+
+    def _sum_across_replicas(self, value):
+        if self.strategy.num_replicas_in_sync == 1:
+            return value
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+    def _method_regularization(self, active):
+        if not self.weighting.parameters:
+            return tf.constant(0.0)
+        return tf.reduce_sum(tf.cast(self.weighting.regularization(), tf.float32) * active)
+
+    def regularization(self):
+        if not self.model.losses:
+            return tf.constant(0.0)
+        return tf.cast(tf.add_n(self.model.losses), tf.float32)
+
+    def _apply(self, grads, variables):
+        grads = _zeros_for_none(grads, variables)
+        if len(self._groups) == 1:
+            self.optimizer.apply_gradients(zip(grads, variables))
+            return
+        by_id = {id(v): g for g, v in zip(grads, variables)}
+        for optimizer, group in self._groups:
+            optimizer.apply_gradients([(by_id[id(v)], v) for v in group])
+
+
+def _zeros_for_none(grads: Sequence, variables: Sequence) -> list[tf.Tensor]:
+    # tape.gradient(unconnected_gradients=ZERO) fails on Keras variables (string dtypes).
+    return [_zero_if_none(g, v) for g, v in zip(grads, variables)]
+
+
+def _zero_if_none(grad, variable):
+    return tf.zeros(variable.shape, variable.dtype) if grad is None else grad
+
+
+def _dense_or_zero(grad, variable) -> tf.Tensor:
+    return tf.zeros(variable.shape, variable.dtype) if grad is None else tf.convert_to_tensor(grad)
