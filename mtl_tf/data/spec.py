@@ -15,9 +15,21 @@ tf.Example layout (one feature per key, one value each):
              element and for the left padding of a shorter history (absent -> all NaN).
              Its statistics (``NumericStats``) are over the present elements of the train
              split: ``count`` present and ``missing`` missing or padded elements.
+  image      bytes_list of one encoded image (``encoding``: PNG or JPEG), already
+             ``height`` x ``width`` x ``channels``, 8-bit; the model input is its decoded
+             uint8 (height, width, channels) tensor
   labels     under the task's ``label_key``: binary/regression float_list (absent -> NaN);
              multiclass int64_list class index (absent -> -1);
-             multilabel float_list of len(classes) multi-hot (absent -> all NaN)
+             multilabel float_list of len(classes) multi-hot (absent -> all NaN);
+             segmentation bytes_list of one single-channel 8-bit PNG of class indices, the
+             image's size, ``ignore_index`` where a pixel has no label (absent -> every
+             pixel ignored); depth bytes_list of the image's height x width float16 values,
+             little-endian, row-major, 0 where a pixel has no depth (absent -> all 0);
+             detection ``<label_key>/boxes`` float_list of 4 values per box (x_min, y_min,
+             x_max, y_max as fractions of the stored image's width and height),
+             ``<label_key>/classes`` int64_list of one class index per box and
+             ``<label_key>/labelled`` int64_list [1] (absent -> no label; an image labelled
+             with no box has labelled 1 and empty lists)
 """
 
 from __future__ import annotations
@@ -65,14 +77,35 @@ class CategoricalStats(_Spec):
     oov_count: int = Field(0, description="train values outside the kept vocabulary")
 
 
+class ImageStats(_Spec):
+    """Pixel statistics of an image feature over the train split (0-255 scale)."""
+
+    count: int = Field(description="train images")
+    missing: int = 0
+    mean: list[float] = Field(description="per channel")
+    std: list[float] = Field(description="per channel")
+
+
+class ImageInfo(_Spec):
+    """How an image feature is stored in the tf.Example."""
+
+    height: int = Field(ge=1)
+    width: int = Field(ge=1)
+    channels: Literal[1, 3]
+    encoding: Literal["png", "jpeg"]
+    resize: Literal["stretch", "pad", "crop"] = "stretch"
+
+
 class FeatureSpec(_Spec):
     name: str
-    kind: Literal["numeric", "categorical", "timestamp", "sequence"]
-    dtype: Literal["float32", "int64", "string"]
-    shape: list[int] = Field(default_factory=list, description="per row: [] a scalar, [length] a sequence")
+    kind: Literal["numeric", "categorical", "timestamp", "sequence", "image"]
+    dtype: Literal["float32", "int64", "string", "uint8"]
+    shape: list[int] = Field(default_factory=list, description="per row: [] a scalar, [length] a sequence, "
+                                                               "[height, width, channels] an image")
     embedding_dim: int | None = None
     length: int | None = Field(None, ge=1, description="sequence: values per row")
-    stats: NumericStats | CategoricalStats
+    image: ImageInfo | None = Field(None, description="image: stored size, channels and encoding")
+    stats: NumericStats | CategoricalStats | ImageStats
 
     @model_validator(mode="after")
     def _sequence_shape(self) -> "FeatureSpec":
@@ -83,28 +116,86 @@ class FeatureSpec(_Spec):
             if self.shape not in ([], [self.length]):
                 raise ValueError(f"feature '{self.name}': shape {self.shape} disagrees with length {self.length}")
             self.shape = [self.length]
+        if self.kind == "image":
+            if self.image is None or self.dtype != "uint8":
+                raise ValueError(f"feature '{self.name}': an image needs 'image' (size, channels, encoding) and "
+                                 f"dtype uint8; received image {self.image!r}, dtype {self.dtype!r}")
+            self.shape = [self.image.height, self.image.width, self.image.channels]
         return self
 
     @property
     def value_shape(self) -> list[int]:
-        """The shape of one row's value: ``[]`` for a scalar, ``[length]`` for a sequence."""
-        return [self.length] if self.kind == "sequence" else []
+        """The shape of one row's value: ``[]`` for a scalar, ``[length]`` for a sequence,
+        ``[height, width, channels]`` for an image."""
+        if self.kind == "sequence":
+            return [self.length]
+        if self.kind == "image":
+            return list(self.shape)
+        return []
 
     @property
     def vocabulary(self) -> list[str]:
         return [v.value for v in self.stats.vocabulary] if isinstance(self.stats, CategoricalStats) else []
 
 
+class SegmentationStats(_Spec):
+    """Pixel counts of a segmentation label over the train split."""
+
+    pixels: list[int] = Field(description="labelled pixels per class")
+    ignored: int = Field(0, description="pixels with the ignore value")
+
+    @property
+    def frequencies(self) -> list[float]:
+        """Each class's share of the labelled pixels."""
+        total = sum(self.pixels)
+        return [count / total if total else 0.0 for count in self.pixels]
+
+    @property
+    def ignored_fraction(self) -> float:
+        total = sum(self.pixels) + self.ignored
+        return self.ignored / total if total else 0.0
+
+
+class DepthStats(_Spec):
+    """Depth values over the valid pixels of the train split (in the label's units)."""
+
+    valid: int = Field(description="pixels with a depth")
+    invalid: int = Field(0, description="pixels without one (0)")
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+
+
+class DetectionStats(_Spec):
+    """Boxes of a detection label over the train split."""
+
+    boxes: list[int] = Field(description="boxes per class")
+    images: int = Field(description="labelled images")
+    max_per_image: int = 0
+
+    @property
+    def mean_per_image(self) -> float:
+        return sum(self.boxes) / self.images if self.images else 0.0
+
+
 class TaskSpec(_Spec):
     name: str
-    type: Literal["binary", "multiclass", "multilabel", "regression"]
+    type: Literal["binary", "multiclass", "multilabel", "regression", "segmentation", "depth", "detection"]
     label_key: str
-    dtype: Literal["float32", "int64"]
+    dtype: Literal["float32", "int64", "int32"]
     classes: list[str] | None = None
+    shape: list[int] = Field(default_factory=list, description="the decoded label per row: [] a scalar, "
+                                                               "[classes] multilabel, [height, width] dense, "
+                                                               "[max_boxes, 5] detection")
+    ignore_index: int | None = Field(None, description="segmentation: mask value of unlabelled pixels")
+    derive: str | None = Field(None, description="how the label was computed from its column, if it was")
     labelled: dict[str, int] = Field(default_factory=dict, description="rows with a label, per split")
     positives: dict[str, int | list[int]] = Field(
         default_factory=dict,
-        description="binary: positives per split; multiclass/multilabel: per class; regression: empty")
+        description="binary: positives per split; multiclass/multilabel: per class; segmentation: images "
+                    "holding each class; detection: boxes per class; regression, depth: empty")
+    stats: SegmentationStats | DepthStats | DetectionStats | None = Field(
+        None, description="dense labels: statistics over the train split")
 
 
 class SplitSpec(_Spec):

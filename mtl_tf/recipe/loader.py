@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from mtl_tf.errors import did_you_mean
-from mtl_tf.recipe.schema import Recipe
+from mtl_tf.recipe.schema import SOURCE_KINDS, Recipe
 
 
 class RecipeError(ValueError):
@@ -101,7 +101,7 @@ def _index(node: list, part: str, where: str) -> int:
 
 def _format_error(error: dict, raw: Mapping[str, Any]) -> str:
     loc = [str(p) for p in error["loc"]]
-    path = ".".join(loc) or "<recipe>"
+    path = ".".join(_without_tags(loc)) or "<recipe>"
     kind = error["type"]
     received = error.get("input")
     if kind == "extra_forbidden":
@@ -110,6 +110,11 @@ def _format_error(error: dict, raw: Mapping[str, Any]) -> str:
                 f"allowed: {', '.join(allowed)}")
     if kind == "missing":
         return f"{path}: required key is missing"
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        tag, allowed = str(ctx.get("tag")), _literals(str(ctx.get("expected_tags", "")))
+        return (f"{path}.{ctx.get('discriminator', 'kind').strip(chr(39))}: received {tag!r}"
+                f"{did_you_mean(tag, allowed)}; allowed: {', '.join(allowed)}")
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
         return f"{path}: received {received!r}; allowed: {expected}{did_you_mean(str(received), _literals(expected))}"
@@ -123,22 +128,34 @@ def _literals(expected: str) -> list[str]:
     return [part.strip(" '") for part in expected.replace(" or ", ",").split(",") if part.strip()]
 
 
+def _without_tags(loc: list[str]) -> list[str]:
+    """``loc`` without the tag pydantic puts after a discriminated union (``source.manifest.path``
+    is the recipe's ``source.path``)."""
+    return [part for i, part in enumerate(loc) if not (i and loc[i - 1] == "source" and part in SOURCE_KINDS)]
+
+
 def _allowed_keys(loc: list[str]) -> list[str]:
-    """The field names of the model at ``loc`` (indices of lists skipped)."""
+    """The field names of the model at ``loc`` (indices of lists skipped; a union's tag picks
+    its member)."""
     model: type[BaseModel] | None = Recipe
-    for part in loc:
-        if part.isdigit() or model is None:
+    tag = None
+    for i, part in enumerate(loc):
+        if part.isdigit() or model is None or (i and loc[i - 1] == "source" and part in SOURCE_KINDS):
             continue
         field = model.model_fields.get(part)
-        model = _model_of(field.annotation) if field else None
+        tag = loc[i + 1] if part == "source" and i + 1 < len(loc) else None
+        model = _model_of(field.annotation, tag) if field else None
     return sorted(model.model_fields) if model else []
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
+def _model_of(annotation: Any, tag: str | None = None) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        kind = annotation.model_fields.get("kind")
+        if tag is None or kind is None or tag in getattr(kind.annotation, "__args__", ()):
+            return annotation
+        return None
     for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_of(arg)
+        found = _model_of(arg, tag)
         if found:
             return found
     return None

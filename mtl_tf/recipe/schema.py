@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from mtl_tf.errors import did_you_mean
 
-FEATURE_KINDS = ("numeric", "categorical", "timestamp", "sequence")
-TASK_TYPES = ("binary", "multiclass", "multilabel", "regression")
+FEATURE_KINDS = ("numeric", "categorical", "timestamp", "sequence", "image")
+TASK_TYPES = ("binary", "multiclass", "multilabel", "regression", "segmentation", "depth", "detection")
+# Task types whose label is per pixel (or per object) of the recipe's image feature.
+DENSE_TASK_TYPES = ("segmentation", "depth", "detection")
+SOURCE_KINDS = ("csv", "manifest", "image_folder", "npz")
+IMAGE_ENCODINGS = ("png", "jpeg")
+RESIZE_MODES = ("stretch", "pad", "crop")
+DERIVED_LABELS = ("class_presence", "boundaries", "box_count")
+_IMAGE_KEYS = ("height", "width", "channels", "encoding", "resize", "min_height", "min_width")
 SPLIT_NAMES = ("train", "validation", "test")
 MAIN_DATASET = "data"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -62,10 +69,17 @@ class Feature(Strict):
     with missing values, a longer one keeps its last ``length`` values, an empty cell is an
     empty history. Each element is normalised with the train statistics of all present
     elements, plus a per-step presence flag.
+    ``image``: an image file (its path in a manifest column, relative to the manifest; a
+    file of an image folder; an array of an npz source), decoded, checked (``channels``,
+    at least ``min_height`` x ``min_width``), brought to ``height`` x ``width`` by
+    ``resize`` (``stretch``: bilinear to the size; ``pad``: scaled to fit, then padded;
+    ``crop``: scaled to cover, then centre-cropped) and stored encoded as ``encoding``.
+    The model takes it as (height, width, channels) uint8 and normalises each channel with
+    the train-split mean and standard deviation.
     """
 
     name: str
-    kind: Literal["numeric", "categorical", "timestamp", "sequence"]
+    kind: Literal["numeric", "categorical", "timestamp", "sequence", "image"]
     column: str | None = Field(None, description="CSV column, when it differs from name")
     top_k: int = Field(1000, ge=1, description="categorical: vocabulary size kept")
     oov_buckets: int = Field(1, ge=1, description="categorical: hashed buckets for the rest")
@@ -75,6 +89,16 @@ class Feature(Strict):
     max: float | None = Field(None, description="numeric, sequence: values above are rejected")
     length: int | None = Field(None, ge=1, description="sequence: events kept per row (required)")
     separator: str = Field("|", min_length=1, description="sequence: what joins the events in a cell")
+    height: int | None = Field(None, ge=1, description="image: rows of the stored image (required)")
+    width: int | None = Field(None, ge=1, description="image: columns of the stored image (required)")
+    channels: Literal[1, 3] = Field(3, description="image: 1 (grayscale) or 3 (RGB); others are converted "
+                                                   "when the conversion is lossless in meaning (RGBA -> RGB, "
+                                                   "gray -> RGB), else rejected")
+    encoding: Literal["png", "jpeg"] = Field("png", description="image: how the tf.Example stores it")
+    resize: Literal["stretch", "pad", "crop"] = Field("stretch", description="image: how a source image of "
+                                                                            "another size reaches height x width")
+    min_height: int = Field(1, ge=1, description="image: smaller source images are rejected")
+    min_width: int = Field(1, ge=1, description="image: narrower source images are rejected")
 
     @field_validator("name")
     @classmethod
@@ -91,7 +115,23 @@ class Feature(Strict):
         if self.kind != "sequence" and self.length is not None:
             raise ValueError(f"feature '{self.name}': 'length' applies to sequence features only; "
                              f"received length {self.length} on a {self.kind} feature")
+        if self.kind == "image" and (self.height is None or self.width is None):
+            raise ValueError(f"feature '{self.name}': an image feature needs 'height' and 'width' (the stored "
+                             f"size in pixels); received height {self.height}, width {self.width}")
+        image_keys = sorted(k for k in _IMAGE_KEYS if k in self.model_fields_set)
+        if self.kind != "image" and image_keys:
+            raise ValueError(f"feature '{self.name}': {', '.join(image_keys)} apply to image features only; "
+                             f"received them on a {self.kind} feature")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        # Image options are left out of other features, so their resolved form reads back.
+        data = handler(self)
+        if isinstance(data, dict) and self.kind != "image":
+            for key in _IMAGE_KEYS:
+                data.pop(key, None)
+        return data
 
     @property
     def source_column(self) -> str:
@@ -134,6 +174,88 @@ class Source(Strict):
     @property
     def patterns(self) -> list[str]:
         return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+class ManifestSource(Strict):
+    """A manifest: one row per image, as CSV (with a header line) or JSON lines.
+
+    Columns hold the image path (relative to the manifest's folder, or absolute), image-level
+    labels, paths of per-pixel label files (segmentation masks as indexed PNG or ``.npy``,
+    depth as 16-bit PNG or ``.npy``) and boxes (``[[x_min, y_min, x_max, y_max, class], ...]``
+    as JSON in a CSV cell or a list in JSONL; the class as a name or an index). ``format``
+    ``auto`` reads ``.jsonl`` / ``.json`` files as JSON lines and the rest as CSV.
+    """
+
+    kind: Literal["manifest"]
+    path: str | list[str] = Field(description="the manifest file(s): a glob or a list of globs")
+    format: Literal["auto", "csv", "jsonl"] = "auto"
+    delimiter: str = Field(",", min_length=1, max_length=1, description="csv manifests: the field separator")
+    na_values: list[str] = Field(default_factory=list, description="cell values that mean missing")
+
+    @property
+    def patterns(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+class ImageFolderSource(Strict):
+    """One sub-folder per class under ``path`` (the Keras ``image_dataset_from_directory``
+    layout), for image classification.
+
+    Each image file is a row with two columns: ``image`` (its path) and ``label`` (its
+    sub-folder's name). Files directly under ``path`` and other extensions are ignored
+    (and counted).
+    """
+
+    kind: Literal["image_folder"]
+    path: str = Field(description="the root folder")
+    extensions: list[str] = Field(default_factory=lambda: [".png", ".jpg", ".jpeg", ".bmp", ".gif"],
+                                  min_length=1, description="file name endings read as images (any case)")
+
+    @property
+    def patterns(self) -> list[str]:
+        return [self.path]
+
+
+class NpzSource(Strict):
+    """A NumPy ``.npz`` file of arrays with one row per item along the first axis.
+
+    A feature's or label's ``column`` names an array. With ``splits`` the file holds its own
+    splits as arrays named ``<prefix>_<column>`` (``{train: train, validation: val, test: test}``
+    reads ``train_images``, ``val_images``, ...) and ``data.split`` is not used; without it the
+    arrays are named ``<column>`` and ``data.split`` splits the rows. Image arrays are
+    (N, H, W) or (N, H, W, C) integers; masks (N, H, W); depth (N, H, W) floats; boxes
+    (N, K, 4) or (N, K, 5) with rows of -1 as padding.
+    """
+
+    kind: Literal["npz"]
+    path: str | list[str] = Field(description="the .npz file(s): a glob or a list of globs")
+    splits: dict[str, str] | None = Field(None, description="split -> array name prefix, e.g. {train: train, "
+                                                            "validation: val, test: test}")
+
+    @field_validator("splits")
+    @classmethod
+    def _known_splits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return value
+        unknown = sorted(set(value) - set(SPLIT_NAMES))
+        if unknown or "train" not in value:
+            raise ValueError(f"split names must be among {', '.join(SPLIT_NAMES)} and include train; "
+                             f"received {sorted(value)}")
+        return value
+
+    @property
+    def patterns(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+AnySource = Annotated[Union[Source, ManifestSource, ImageFolderSource, NpzSource], Field(discriminator="kind")]
+
+
+def _default_source_kind(value: Any) -> Any:
+    """``kind`` defaults to csv, so recipes written before other kinds existed stay valid."""
+    if isinstance(value, dict) and "kind" not in value:
+        return {"kind": "csv", **value}
+    return value
 
 
 def _check_sum(train: float, validation: float, test: float) -> None:
@@ -212,12 +334,59 @@ class Split(Strict):
         return [name for name in SPLIT_NAMES if any(rule[name] > 0 for rule in rules)]
 
 
+class Augment(Strict):
+    """Random augmentation of the training split's images (never validation, test or serving).
+
+    Geometric changes apply alike to the image and every dense label (masks with nearest
+    interpolation, depth, boxes); pixels a crop, rotation or shift brings in are the ignore
+    value in masks and invalid (0) in depth. Colour changes touch the image only. Every
+    option off (the default) means no augmentation.
+    """
+
+    flip_horizontal: bool = Field(False, description="mirror left-right with probability 0.5")
+    flip_vertical: bool = Field(False, description="mirror top-bottom with probability 0.5")
+    rotation: float = Field(0.0, ge=0, le=180, description="rotate by up to this many degrees either way")
+    scale: tuple[float, float] | None = Field(None, description="zoom by a factor drawn in [low, high], "
+                                                                "e.g. [0.8, 1.25]; the size stays the same")
+    translate: float = Field(0.0, ge=0, lt=1, description="shift by up to this fraction of height and width")
+    crop: float | None = Field(None, gt=0, le=1, description="a random crop of at least this fraction of each "
+                                                             "side, resized back to the image size")
+    brightness: float = Field(0.0, ge=0, le=1, description="add up to this fraction of the value range")
+    contrast: float = Field(0.0, ge=0, le=1, description="scale contrast by a factor in [1 - c, 1 + c]")
+    saturation: float = Field(0.0, ge=0, le=1, description="RGB: scale saturation by a factor in [1 - s, 1 + s]")
+    hue: float = Field(0.0, ge=0, le=0.5, description="RGB: shift the hue by up to this fraction of the circle")
+
+    @field_validator("scale")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not 0 < value[0] <= value[1]:
+            raise ValueError(f"scale must be [low, high] with 0 < low <= high; received {list(value)}")
+        return value
+
+    @property
+    def active(self) -> bool:
+        """Whether any option is on."""
+        return any(getattr(self, name) not in (False, 0.0, None) for name in type(self).model_fields)
+
+
 class Data(Strict):
-    source: Source
+    source: AnySource
     features: list[Feature] = Field(min_length=1)
-    split: Split
+    split: Split = Field(default_factory=lambda: Split(), description="default: 0.8 / 0.1 / 0.1 by the "
+                                                                         "hashed row; not used by an npz "
+                                                                         "source with splits")
     output_dir: str = Field(description="where the TFRecords, dataset.json and rejects go")
     shards: int = Field(4, ge=1, description="TFRecord shards per split")
+    augment: Augment | None = Field(None, description="random augmentation of the training images")
+
+    _s = field_validator("source", mode="before")(lambda cls, v: _default_source_kind(v))
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        data = handler(self)
+        if isinstance(data, dict) and self.augment is None:
+            data.pop("augment", None)
+        return data
 
     @model_validator(mode="after")
     def _unique_features(self) -> "Data":
@@ -225,7 +394,28 @@ class Data(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"feature names must be unique; repeated: {', '.join(dupes)}")
+        images = [f.name for f in self.features if f.kind == "image"]
+        if self.source.kind == "csv" and images:
+            raise ValueError(f"image feature(s) {', '.join(images)} need an image source (kind: manifest, "
+                             "image_folder or npz); received data.source.kind csv")
+        if self.augment is not None and self.augment.active and not images:
+            raise ValueError("data.augment applies to image features; the recipe has none")
+        if isinstance(self.source, NpzSource) and self.source.splits and self.split.model_fields_set:
+            raise ValueError(f"data.source.splits gives the npz file's own splits ({', '.join(self.source.splits)}); "
+                             "remove data.split, or remove data.source.splits to split the rows by data.split")
         return self
+
+    @property
+    def image_feature(self) -> Feature | None:
+        """The recipe's image feature (dense labels are aligned with it), or None."""
+        images = [f for f in self.features if f.kind == "image"]
+        return images[0] if images else None
+
+    def split_names(self) -> list[str]:
+        """The splits some row can land in, in the order train, validation, test."""
+        if isinstance(self.source, NpzSource) and self.source.splits:
+            return [name for name in SPLIT_NAMES if name in self.source.splits]
+        return self.split.split_names()
 
 
 class ExtraDataset(Strict):
@@ -237,10 +427,12 @@ class ExtraDataset(Strict):
     """
 
     name: str = Field(description="referred to by tasks[].dataset")
-    source: Source
+    source: AnySource
     split: Split = Field(description="default: data.split")
     output_dir: str = Field(description="where its TFRecords, dataset.json and rejects go")
     shards: int = Field(4, ge=1, description="TFRecord shards per split; default: data.shards")
+
+    _s = field_validator("source", mode="before")(lambda cls, v: _default_source_kind(v))
 
     @field_validator("name")
     @classmethod
@@ -270,9 +462,23 @@ def _inherit_dataset_defaults(raw: Any) -> Any:
 
 
 class Task(Strict):
+    """One task: its label column, type and options.
+
+    Dense types read their label from the column named by ``label`` and align it with the
+    recipe's image feature: ``segmentation`` a mask file (indexed PNG or ``.npy``) or array of
+    class indices, ``ignore_index`` for pixels without a label; ``depth`` a 16-bit PNG (value
+    / ``depth_scale``), a ``.npy`` or an array of depths, 0 for pixels without a depth;
+    ``detection`` a list of boxes ``[x_min, y_min, x_max, y_max, class]`` in ``box_units``.
+    ``derive`` computes the label from another kind of label in the same column:
+    ``class_presence`` (multilabel: which mask classes occur), ``boundaries`` (segmentation:
+    pixels where the mask's class changes, classes [background, boundary]) and ``box_count``
+    (regression: how many boxes).
+    ``loss`` and ``head`` are the task type's own options (see the README's task table).
+    """
+
     name: str
-    type: Literal["binary", "multiclass", "multilabel", "regression"]
-    label: str = Field(description="the CSV column holding the label")
+    type: Literal["binary", "multiclass", "multilabel", "regression", "segmentation", "depth", "detection"]
+    label: str = Field(description="the column (CSV, manifest) or array (npz) holding the label")
     weight: float = Field(1.0, ge=0)
     classes: list[str] | None = Field(None, description="multiclass/multilabel class names")
     metrics: list[str] | None = Field(None, description="defaults per task type")
@@ -285,6 +491,20 @@ class Task(Strict):
                                              "data.source.na_values), e.g. ['unknown']")
     dataset: str | None = Field(None, description="the dataset holding this task's label: 'data' (the main "
                                                   "dataset, the default) or a datasets[].name")
+    ignore_index: int = Field(255, ge=0, le=255, description="segmentation: mask value of pixels without a label")
+    depth_scale: float = Field(1.0, gt=0, description="depth: a stored value divided by this is the depth "
+                                                      "(e.g. 256 for 16-bit PNGs in 1/256 m)")
+    box_units: Literal["pixels", "relative"] = Field("pixels", description="detection: box coordinates in source "
+                                                                          "image pixels or as fractions")
+    max_boxes: int = Field(32, ge=1, description="detection: boxes kept per image (the rest are rejected "
+                                                 "with the item)")
+    derive: Literal["class_presence", "boundaries", "box_count"] | None = Field(
+        None, description="compute the label from the column's dense label (see above)")
+    loss: Component | None = Field(None, description="the task type's loss and its options; default per type")
+    head: dict[str, Any] | None = Field(None, description="the task type's head options (e.g. detection: "
+                                                          "max_detections)")
+
+    _l = field_validator("loss", mode="before")(lambda cls, v: _component(v))
 
     @field_validator("name")
     @classmethod
@@ -295,12 +515,27 @@ class Task(Strict):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler) -> dict[str, Any]:
-        # Recipes without ``datasets`` leave ``dataset`` unset; leaving it out of the dump keeps
-        # their resolved form and MLflow params as they were before the key existed.
+        # Recipes without ``datasets`` leave ``dataset`` unset, and tabular tasks leave the dense
+        # options unset; leaving them out of the dump keeps the resolved form and MLflow params
+        # of such recipes as they were before the keys existed.
         data = handler(self)
-        if self.dataset is None and isinstance(data, dict):
-            data.pop("dataset", None)
+        if isinstance(data, dict):
+            if self.dataset is None:
+                data.pop("dataset", None)
+            for key in _DENSE_OPTIONS:
+                if key not in self.model_fields_set:
+                    data.pop(key, None)
         return data
+
+    @property
+    def dense(self) -> bool:
+        """Whether the label is per pixel or per object of the image."""
+        return self.type in DENSE_TASK_TYPES
+
+    @property
+    def label_key(self) -> str:
+        """The tf.Example key of the label: the column, or ``<column>:<derive>`` for a derived label."""
+        return f"{self.label}:{self.derive}" if self.derive else self.label
 
     @property
     def dataset_name(self) -> str:
@@ -309,8 +544,19 @@ class Task(Strict):
 
     @model_validator(mode="after")
     def _classes(self) -> "Task":
-        if self.type in ("multiclass", "multilabel") and not self.classes:
+        if self.type in ("multiclass", "multilabel", "segmentation", "detection") and not self.classes:
             raise ValueError(f"a {self.type} task needs 'classes' (the class names)")
+        if self.type == "segmentation" and len(self.classes) > self.ignore_index:
+            raise ValueError(f"a segmentation task's classes are mask values 0..{len(self.classes) - 1}, so "
+                             f"ignore_index must be at least {len(self.classes)}; received {self.ignore_index}")
+        misplaced = [key for key, types in _TYPE_OPTIONS.items()
+                     if key in self.model_fields_set and self.type not in types]
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)} do not apply to a {self.type} task; "
+                             + "; ".join(f"{k} is for {'/'.join(_TYPE_OPTIONS[k])}" for k in misplaced))
+        allowed = _DERIVED_TYPES.get(self.derive)
+        if allowed is not None and self.type != allowed:
+            raise ValueError(f"derive: {self.derive} makes a {allowed} label; received type {self.type}")
         if self.positive is not None and self.type != "binary":
             raise ValueError(f"'positive' is for binary tasks; received it on a {self.type} task")
         clash = sorted(set(self.positive or []) & set(self.na_values))
@@ -322,12 +568,31 @@ class Task(Strict):
         return self
 
 
+_TYPE_OPTIONS = {"ignore_index": ("segmentation",), "depth_scale": ("depth",),
+                 "box_units": ("detection",), "max_boxes": ("detection",)}
+_DENSE_OPTIONS = ("ignore_index", "depth_scale", "box_units", "max_boxes", "derive", "loss", "head")
+_DERIVED_TYPES = {"class_presence": "multilabel", "boundaries": "segmentation", "box_count": "regression"}
+
+
 class Model(Strict):
+    """``trunk`` encodes the inputs; ``architecture`` arranges what tasks share; ``tower`` is
+    each image-level or tabular task's MLP; ``decoder`` turns the trunk's feature maps back
+    into a full-resolution map for each dense task (``unet``, ``fpn``, ``aspp``)."""
+
     architecture: Component = Component(name="hps")
     trunk: Component = Component(name="mlp")
     tower: Component = Component(name="mlp")
+    decoder: Component = Component(name="fpn")
 
-    _c = field_validator("architecture", "trunk", "tower", mode="before")(lambda cls, v: _component(v))
+    _c = field_validator("architecture", "trunk", "tower", "decoder", mode="before")(lambda cls, v: _component(v))
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        # The decoder only means something for dense tasks; left out unless set.
+        data = handler(self)
+        if isinstance(data, dict) and "decoder" not in self.model_fields_set:
+            data.pop("decoder", None)
+        return data
 
 
 class EarlyStopping(Strict):
@@ -356,7 +621,21 @@ class Training(Strict):
     steps_per_execution: int | str = Field(
         "auto", description="training steps per call of the compiled step when the data knows its length; "
                             "'auto': 1/50 of an epoch")
+    mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = Field(
+        None, description="compute in float16/bfloat16 with float32 weights (float16: with loss scaling)")
+    jit_compile: bool | Literal["auto"] = Field("auto", description="compile the step with XLA; auto: on a "
+                                                                   "GPU or TPU when every layer supports it")
     seed: int = 0
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        # Left out unless set, so the resolved form of earlier recipes stays as it was.
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in ("mixed_precision", "jit_compile"):
+                if key not in self.model_fields_set:
+                    data.pop(key, None)
+        return data
 
     _c = field_validator("optimizer", "task_optimizer", "weighting", "gradient", "sampling", mode="before")(
         lambda cls, v: _component(v))
@@ -383,6 +662,15 @@ class Export(Strict):
     dir: str | None = Field(None, description="default: <output_dir>/export")
     skew_examples: int = Field(256, ge=1, description="test examples compared after reload")
     skew_tolerance: float = Field(1e-4, gt=0)
+    dense_probabilities: bool = Field(False, description="segmentation signatures also return per-pixel "
+                                                         "class probabilities (large)")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        data = handler(self)
+        if isinstance(data, dict) and "dense_probabilities" not in self.model_fields_set:
+            data.pop("dense_probabilities", None)
+        return data
 
 
 class Analysis(Strict):
@@ -443,7 +731,19 @@ class Recipe(Strict):
         self._same_label_same_reading()
         self._columns_named()
         self._check_datasets()
+        self._dense_tasks_have_an_image()
         return self
+
+    def _dense_tasks_have_an_image(self) -> None:
+        images = [f.name for f in self.data.features if f.kind == "image"]
+        dense = [t.name for t in self.tasks if t.dense or t.derive]
+        if dense and len(images) != 1:
+            raise ValueError(f"task(s) {', '.join(dense)} are dense (or derived from dense labels) and need exactly "
+                             f"one image feature to align with; received {len(images)} image features"
+                             f"{': ' + ', '.join(images) if images else ''}")
+        if dense and self.datasets:
+            raise ValueError("dense tasks read one image dataset; 'datasets' (tasks from several datasets) is for "
+                             "tabular recipes")
 
     def _check_datasets(self) -> None:
         """Dataset names unique, every task's dataset declared, no dataset without a task,
@@ -478,8 +778,9 @@ class Recipe(Strict):
         # Tasks that share a label column share one tf.Example key, so they must read it alike.
         seen: dict[str, Task] = {}
         for task in self.tasks:
-            first = seen.setdefault(task.label, task)
-            reading = ("type", "classes", "positive", "na_values")
+            first = seen.setdefault(task.label_key, task)
+            reading = ("type", "classes", "positive", "na_values", "ignore_index", "depth_scale", "box_units",
+                       "max_boxes")
             if any(getattr(first, k) != getattr(task, k) for k in reading):
                 raise ValueError(f"tasks '{first.name}' and '{task.name}' read label column '{task.label}' "
                                  f"differently ({', '.join(reading)} must agree); received "
@@ -490,7 +791,7 @@ class Recipe(Strict):
         sections = [("data", MAIN_DATASET, self.data.source, self.data.split)]
         sections += [(f"datasets.{i}", d.name, d.source, d.split) for i, d in enumerate(self.datasets or [])]
         for where, dataset, source, split in sections:
-            names = source.columns
+            names = getattr(source, "columns", None)
             if names is None:
                 continue
             wanted = [(f.source_column, f"feature '{f.name}'") for f in self.data.features]
