@@ -49,9 +49,11 @@ class RunResult:
     delta_m: dict[str, Any] | None = None
 
     def summary(self) -> str:
+        from mtl_tf.training.task_metrics import format_metric
+
         lines = ["test metrics:"]
         for task, metrics in self.test_metrics.items():
-            values = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            values = ", ".join(f"{k} {format_metric(v)}" for k, v in metrics.items())
             lines.append(f"  {task}: {values}")
         lines.append(_delta_m_line(self.delta_m))
         lines.append(f"report: {self.report_path}")
@@ -68,14 +70,9 @@ class RunResult:
 
 
 def _delta_m_line(section: dict[str, Any] | None) -> str:
-    if not section:
-        return "delta_m: not computed"
-    if not section.get("available"):
-        return f"delta_m: not computed ({section['reason']}; {section['how']})"
-    overall = section.get("all_metrics_pct")
-    overall_text = "n/a" if overall is None else f"{overall:+.2f}%"
-    return f"delta_m vs single-task baselines: {section['primary_pct']:+.2f}% (primary metrics), " \
-           f"{overall_text} (all metrics)"
+    from mtl_tf.evaluation.report import delta_m_summary
+
+    return delta_m_summary(section)
 
 
 def preprocess(recipe: Recipe, beam_args: Sequence[str] = (), skip: bool = False, echo: Callable = print):
@@ -94,6 +91,8 @@ def preprocess(recipe: Recipe, beam_args: Sequence[str] = (), skip: bool = False
     problems = spec.label_problems()
     if problems:
         raise ValueError("; ".join(problems))
+    for warning in spec.label_warnings():
+        echo(f"warning: {warning}")
     return spec
 
 
