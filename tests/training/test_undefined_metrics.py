@@ -143,3 +143,22 @@ def test_epoch_summary_names_undefined_values():
     line = epoch_summary(logs, {"a": {"auc": ONE_CLASS}})
     assert line == ("epoch 2: loss=0.5000 val_loss=0.4000 a/val_auc=undefined (only one class in validation) "
                     "b/val_auc=0.7500 (1.2s)")
+
+
+def test_undefined_validation_metrics_are_not_logged_to_mlflow_as_numbers(tmp_path):
+    from mlflow import MlflowClient
+
+    from mtl_tf.runner import epoch_logger
+    from mtl_tf.tracking import TrackedRun
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tasks = make_tasks()
+    trainer = Trainer(lambda: build_model(tasks), tasks, "adam", epochs=2, verbose=0)
+    with TrackedRun("undefined", tracking_uri=uri, artifact_location=str(tmp_path / "artifacts")) as run:
+        with pytest.warns(UndefinedMetricWarning):
+            trainer.fit(toy_dataset(128), _val_with_one_class_for_a(), on_epoch_end=epoch_logger(run))
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_metric_history(run.run_id, "a/val_auc") == []
+    assert len(client.get_metric_history(run.run_id, "b/val_auc")) == 2
+    assert len(client.get_metric_history(run.run_id, "a/val_accuracy")) == 2
+    assert client.get_run(run.run_id).data.tags["mtl.undefined_metrics"] == "a/val_auc"
