@@ -158,18 +158,18 @@ def judge(candidate: Any, holder: Any | None, tolerance: float) -> tuple[dict[st
     if not version_primary(tags):
         problems.append(f"version {candidate.version} has no primary metric tags (register it with "
                         "register_export, which records each task's primary metric)")
-    if holder is None or int(holder.version) == int(candidate.version):
+    rival = None if holder is None or int(holder.version) == int(candidate.version) else holder
+    if rival is None:
         comparison = {task: row for task, row in compare_versions(tags, {}, tolerance).items()
                       if row["status"] in REFUSED}
     else:
-        comparison = compare_versions(tags, dict(holder.tags or {}), tolerance)
+        comparison = compare_versions(tags, dict(rival.tags or {}), tolerance)
     problems += [_problem(task, row, candidate, tolerance)
                  for task, row in comparison.items() if row["status"] in REFUSED]
-    compared = [task for task, row in comparison.items() if row["status"] in COMPARED]
-    if holder is not None and int(holder.version) != int(candidate.version) and not compared:
-        left_out = ", ".join(f"{t} ({r['note']})" for t, r in comparison.items()
-                             if r["status"] == "not_compared") or "no task has a primary metric"
-        problems.append(f"nothing could be compared with version {holder.version}: {left_out}")
+    if rival is not None and all(row["status"] == "not_compared" for row in comparison.values()):
+        left_out = ", ".join(f"{t} ({r['note']})" for t, r in comparison.items()) or \
+            "neither version has a primary metric"
+        problems.append(f"nothing could be compared with version {rival.version}: {left_out}")
     return comparison, problems
 
 

@@ -166,6 +166,6 @@ def format_metric(value: float, why: str | None = None, split: str | None = None
     """``0.8123``, or ``undefined (only one class in validation)`` for a value the data cannot define."""
     if why:
         return f"undefined ({why}{f' in {split}' if split else ''})"
-    if isinstance(value, float) and math.isnan(value):
+    if math.isnan(float(value)):
         return "undefined"
     return f"{value:.{digits}f}"

@@ -153,6 +153,13 @@ def test_a_candidate_missing_a_task_of_the_holder_is_refused(store, client, expo
         promote(name, fewer, tracking_uri=store["uri"])
     assert holder(client, name) == 1
 
+    only_takeover = register(store, export, name, None, 0.70, None, primary={"takeover": ("auc", True)})
+    client.set_registered_model_alias(name, "champion", str(only_takeover))
+    with pytest.raises(PromotionRefused) as refused:
+        promote(name, fewer, tracking_uri=store["uri"])
+    assert "takeover: auc missing on version 2" in str(refused.value)
+    assert "nothing could be compared" not in str(refused.value)
+
 
 def test_a_holder_without_some_primary_metrics_is_compared_on_the_rest(store, client, export, name):
     register(store, export, name, 0.80, None, None, primary={"fraud": ("auc", True)})
