@@ -62,6 +62,8 @@ def preprocess(recipe_path: str, overrides: tuple[str, ...], out_dir: str | None
 
     result = run_pipeline(recipe, list(beam_args), out_dir=out_dir)
     click.echo(result.summary())
+    for warning in result.spec.label_warnings():
+        click.echo(f"warning: {warning}")
 
 
 def _preprocess_every_dataset(recipe: Recipe, out_dir: str | None, beam_args: tuple[str, ...]) -> None:

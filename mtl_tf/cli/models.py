@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
@@ -79,18 +80,36 @@ def describe(name: str, tracking_uri: str | None, as_json: bool) -> None:
 @tracking_uri_option
 def promote(name: str, version: int, alias: str, force: bool, reason: str | None,
             tolerance: float, tracking_uri: str | None) -> None:
-    """Point ALIAS of model NAME at VERSION, if it does not regress any task."""
+    """Point ALIAS of model NAME at VERSION, if it does not regress any task.
+
+    Refused (unless --force --reason TEXT) when a task's primary metric regresses beyond
+    --tolerance, when VERSION's primary metric is missing or undefined, or when nothing can
+    be compared with the current holder.
+    """
+    from mtl_tf.tracking.promotion import PromotionNotRecorded, PromotionRefused
     from mtl_tf.tracking.promotion import promote as promote_version
 
+    if force and not (reason or "").strip():
+        raise click.UsageError("--force needs --reason TEXT: the reason is recorded on the version so the "
+                               "registry shows why the gate was overridden")
     _connect(tracking_uri)
-    result = promote_version(name, version, alias=alias, force=force, reason=reason, tolerance=tolerance)
+    try:
+        result = promote_version(name, version, alias=alias, force=force, reason=reason, tolerance=tolerance)
+    except PromotionRefused as refused:
+        raise click.ClickException(f"{refused.details}\nrerun with --force --reason TEXT to promote anyway") from None
+    except PromotionNotRecorded as error:
+        raise click.ClickException(str(error)) from None
     previous = f"v{result.previous}" if result.previous is not None else "nobody"
     click.echo(f"{name}: alias '{alias}' moved from {previous} to v{result.version}"
                + (f" (forced: {result.reason})" if result.forced else ""))
+    for problem in result.overridden:
+        click.echo(f"  overridden: {problem}")
     for task, row in result.comparison.items():
-        click.echo(f"  {task}: {row['metric']} {_fmt(row['current'])} -> {_fmt(row['candidate'])}"
-                   + ("  REGRESSED" if row["regressed"] else ""))
+        note = {"regressed": "  REGRESSED", "not_compared": f"  not compared: {row['note']}"}.get(row["status"], "")
+        click.echo(f"  {task}: {row['metric']} {_fmt(row['current'])} -> {_fmt(row['candidate'])}{note}")
 
 
 def _fmt(value: float | None) -> str:
-    return "missing" if value is None else f"{value:.4f}"
+    if value is None:
+        return "missing"
+    return "undefined" if math.isnan(value) else f"{value:.4f}"

@@ -209,4 +209,7 @@ def preprocess_datasets(recipe: Any, beam_args: Sequence[str] = (), skip: bool =
                 for problem in spec.label_problems()]
     if problems:
         raise ValueError("; ".join(problems))
+    for name, spec in collection.specs.items():
+        for warning in spec.label_warnings():
+            echo(f"warning: dataset {name}: {warning}")
     return collection

@@ -197,6 +197,26 @@ class TaskSpec(_Spec):
     stats: SegmentationStats | DepthStats | DetectionStats | None = Field(
         None, description="dense labels: statistics over the train split")
 
+    def one_class(self, split: str) -> str | None:
+        """How the labelled rows of ``split`` hold only one class (None when they do not, or are unknown).
+
+        binary: every labelled row positive, or none; multilabel: per class; multiclass: a
+        single class occurs. AUC and PR-AUC are undefined there.
+        """
+        labelled, positives = self.labelled.get(split, 0), self.positives.get(split)
+        if labelled <= 0 or positives is None or self.type == "regression":
+            return None
+        if self.type == "binary" and isinstance(positives, int):
+            return _all_or_none(positives, labelled)
+        counts = list(positives) if isinstance(positives, list) else []
+        names = self.classes or [str(i) for i in range(len(counts))]
+        if self.type == "multiclass":
+            present = [name for name, count in zip(names, counts) if count > 0]
+            return f"every labelled row is class '{present[0]}'" if len(present) == 1 else None
+        single = [f"{name} ({_all_or_none(count, labelled)})" for name, count in zip(names, counts)
+                  if count in (0, labelled)]
+        return f"classes with one value: {', '.join(single)}" if single else None
+
 
 class SplitSpec(_Spec):
     pattern: str = Field(description="glob relative to the dataset.json folder")
@@ -277,3 +297,33 @@ class DatasetSpec(_Spec):
                     problems.append(f"task '{task.name}' has no labelled rows in split '{split}' "
                                     f"(0 of {info.num_examples} rows)")
         return problems
+
+    def label_warnings(self) -> list[str]:
+        """One message per classification task and split whose labelled rows hold one class.
+
+        The task trains, but its AUC and PR-AUC on that split are undefined (reported as such,
+        and left out of the early-stopping score when it is the validation split).
+        """
+        warnings = []
+        for task in self.tasks:
+            for split in self.splits:
+                how = task.one_class(split)
+                if how:
+                    warnings.append(f"task '{task.name}' has only one class in split '{split}' ({how}; "
+                                    f"{task.labelled.get(split, 0)} labelled rows): {_consequence(task, split)}")
+        return warnings
+
+
+def _consequence(task: TaskSpec, split: str) -> str:
+    if task.type == "multiclass":
+        return "its metrics there measure that class only"
+    labelled, counts = task.labelled.get(split, 0), task.positives.get(split)
+    if task.type == "multilabel" and any(0 < count < labelled for count in counts or []):
+        return "those classes are left out of its mean AUC and PR-AUC there"
+    return "its AUC and PR-AUC are undefined there"
+
+
+def _all_or_none(positives: int, labelled: int) -> str | None:
+    if positives == 0:
+        return "all negative"
+    return "all positive" if positives == labelled else None

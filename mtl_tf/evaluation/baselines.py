@@ -13,12 +13,18 @@ baselines were trained on the same dataset (same splits and example counts).
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 BASELINES_FILE = "baselines.json"
+
+# A baseline at or below these is no baseline: delta_m, a relative change, divides by it.
+CHANCE_AUC = 0.55
+# A baseline that trained this few epochs, or was best at its first, probably never learned.
+FEW_EPOCHS = 2
 
 
 @dataclass
@@ -146,14 +152,86 @@ def compare(recipe: Any, spec: Any, tasks: Sequence[Any],
     result = delta_m(test_metrics, baselines.test_metrics(), tasks)
     if result.primary is None:
         why = [f"no baseline for {', '.join(result.missing)}"] if result.missing else []
-        why += [f"baseline 0 for {', '.join(result.skipped)}"] if result.skipped else []
+        why += [f"baseline 0 or undefined for {', '.join(result.skipped)}"] if result.skipped else []
         return {"available": False, "reason": f"no task's primary metric can be compared with {path} "
                                               f"({'; '.join(why) or 'no common metric'})", "how": how}
     section = {"available": True, "baselines": str(path), **result.to_dict(),
+               "per_task_pct": {task: row["relative_pct"] for task, row in result.per_task.items()},
+               "baseline_warnings": baseline_warnings(baselines, tasks, spec),
                "stale_settings": baselines.stale_settings(shared_settings(recipe)),
                "best_epochs": {t: e.get("best_epoch") for t, e in baselines.tasks.items()}}
     section["metrics"] = result.metrics()
     return section
+
+
+def baseline_warnings(baselines: Baselines, tasks: Sequence[Any], spec: Any = None) -> dict[str, list[str]]:
+    """Why a task's baseline may not be worth comparing with: ``{task: [reason, ...]}``.
+
+    A baseline whose primary metric is at chance level on the test split (:func:`chance_level`),
+    or that trained at most :data:`FEW_EPOCHS` epochs or was best at its first, makes delta_m
+    large without the multi-task model being good.
+    """
+    found = {}
+    for task in tasks:
+        entry = baselines.tasks.get(task.name)
+        if not entry:
+            continue
+        notes = []
+        metric = entry.get("primary_metric") or task.primary_metric
+        value = entry.get("test", {}).get(metric)
+        chance = chance_level(task, metric, _task_spec(spec, task.name))
+        if chance is not None and value is not None and math.isfinite(value) and value <= chance[0]:
+            notes.append(f"its {metric} {value:.4f} is at chance level ({chance[1]})")
+        ran, best = entry.get("epochs_run"), entry.get("best_epoch")
+        stopped = entry.get("stopped_reason") or "completed"
+        if ran is not None and ran <= FEW_EPOCHS:
+            notes.append(f"it trained for only {ran} epoch(s)")
+        elif best is not None and best <= 1:
+            notes.append(f"its best validation epoch was epoch {best} of {ran} ({stopped})")
+        if notes:
+            found[task.name] = notes
+    return found
+
+
+def chance_level(task: Any, metric: str, task_spec: Any = None) -> tuple[float, str] | None:
+    """(threshold, how it was set) at or below which ``metric`` is chance level, or None when unknown.
+
+    ``auc`` (binary, multilabel): :data:`CHANCE_AUC`; ``accuracy`` (binary, multiclass): the
+    majority-class rate of the test split, from dataset.json's label counts; ``pr_auc``
+    (binary): the test split's positive rate.
+    """
+    kind = getattr(task, "registered_type", None)
+    if metric == "auc" and kind in ("binary", "multilabel"):
+        return CHANCE_AUC, f"<= {CHANCE_AUC:g}; 0.5 is a coin flip"
+    counts = _test_counts(task_spec)
+    if counts is None:
+        return None
+    labelled, positives = counts
+    if metric == "accuracy" and kind == "binary" and isinstance(positives, int):
+        majority = max(positives, labelled - positives) / labelled
+        return majority, f"<= {majority:.4f}, the majority class's share of the test rows"
+    if metric == "accuracy" and kind == "multiclass" and isinstance(positives, list) and positives:
+        majority = max(positives) / labelled
+        return majority, f"<= {majority:.4f}, the majority class's share of the test rows"
+    if metric == "pr_auc" and kind == "binary" and isinstance(positives, int):
+        rate = positives / labelled
+        return rate, f"<= {rate:.4f}, the positive rate of the test rows"
+    return None
+
+
+def _task_spec(spec: Any, task: str) -> Any:
+    try:
+        return None if spec is None else spec.task(task)
+    except (KeyError, AttributeError):
+        return None
+
+
+def _test_counts(task_spec: Any) -> tuple[int, Any] | None:
+    if task_spec is None:
+        return None
+    labelled = (getattr(task_spec, "labelled", None) or {}).get("test", 0)
+    positives = (getattr(task_spec, "positives", None) or {}).get("test")
+    return (labelled, positives) if labelled and positives is not None else None
 
 
 def _file(path: str | Path) -> Path:

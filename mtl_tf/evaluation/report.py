@@ -1,8 +1,15 @@
-"""The run report: per-task metrics on the test split, as report.json and report.md."""
+"""The run report: per-task metrics on the test split, as report.json and report.md.
+
+A metric the test split cannot define (NaN from ``Trainer.evaluate``: an AUC with one class
+among the labelled rows, any metric of a task without labelled rows) is ``null`` in
+report.json, with the reason under the task's ``undefined``, and "undefined (...)" in
+report.md, never a number.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -30,14 +37,18 @@ def build_report(recipe: Any, spec: Any, tasks: Sequence[Any], test_metrics: Map
     }
     for task in tasks:
         task_spec = spec.task(task.name)
+        values = {k: float(v) for k, v in test_metrics.get(task.name, {}).items()}
         report["tasks"][task.name] = {
             "type": task.registered_type,
             "primary_metric": task.primary_metric,
             "higher_is_better": task.higher_is_better(task.primary_metric),
             "labelled_test_rows": task_spec.labelled.get("test"),
             "positives_test": task_spec.positives.get("test"),
-            "test": {k: float(v) for k, v in test_metrics.get(task.name, {}).items()},
+            "test": {k: None if math.isnan(v) else v for k, v in values.items()},
         }
+        undefined = {k: undefined_reason(task_spec, "test") for k, v in values.items() if math.isnan(v)}
+        if undefined:
+            report["tasks"][task.name]["undefined"] = undefined
     if history is not None:
         report["training"] = {
             "epochs_run": len(history.epochs),
@@ -71,7 +82,8 @@ def to_markdown(report: Mapping[str, Any]) -> str:
         cells = []
         for metric in metric_names:
             value = task["test"].get(metric)
-            cell = "" if value is None else f"{value:.4f}"
+            why = task.get("undefined", {}).get(metric)
+            cell = f"undefined ({why})" if why else "" if value is None else f"{value:.4f}"
             cells.append(f"**{cell}**" if metric == task["primary_metric"] and cell else cell)
         lines.append(f"| {name} | {task['type']} | " + " | ".join(cells) + f" | {task['labelled_test_rows']} |")
     lines += ["", "Primary metrics in bold.", ""]
@@ -100,6 +112,15 @@ def to_markdown(report: Mapping[str, Any]) -> str:
             lines += [f"## {section.capitalize() if section != 'mlflow' else 'MLflow'}", ""]
             lines += [f"- {k}: {v}" for k, v in report[section].items()] + [""]
     return "\n".join(lines)
+
+
+def undefined_reason(task_spec: Any, split: str) -> str:
+    """Why a task's metric is undefined on ``split``, from dataset.json's label counts."""
+    if not task_spec.labelled.get(split, 0):
+        return f"no labelled rows in {split}"
+    if task_spec.one_class(split):
+        return f"only one class in {split}"
+    return f"not a number on {split}"
 
 
 def _breakdown(parameters: Mapping[str, Any]) -> str:
@@ -134,14 +155,36 @@ def _delta_m_lines(section: Mapping[str, Any] | None) -> list[str]:
         lines.append(f"| {task} | {row['metric']} | {row['multi_task']:.4f} | {row['single_task']:.4f} | "
                      f"{row['relative_pct']:+.2f}% |")
     lines.append("")
+    warnings = section.get("baseline_warnings") or {}
+    if warnings:
+        lines += ["**Weak baselines**: delta_m is a relative change, so a baseline that never learned makes it "
+                  "large without the multi-task model being good; read the per-task changes above and rerun "
+                  "`mtl baseline` for these tasks:", ""]
+        lines += [f"- {task}: {'; '.join(notes)}" for task, notes in warnings.items()] + [""]
     if section.get("skipped"):
-        lines += [f"Left out (baseline value 0, no relative change): {', '.join(section['skipped'])}.", ""]
+        lines += [f"Left out (baseline value 0 or a value undefined, no relative change): "
+                  f"{', '.join(section['skipped'])}.", ""]
     if section.get("missing_baselines"):
         lines += [f"No baseline for: {', '.join(section['missing_baselines'])}.", ""]
     if section.get("stale_settings"):
         lines += [f"The baselines were trained with different {', '.join(section['stale_settings'])}; "
                   "rerun `mtl baseline` for a like-for-like comparison.", ""]
     return lines
+
+
+def delta_m_summary(section: Mapping[str, Any] | None) -> str:
+    """The run summary's delta_m lines: both figures, the change per task, weak baselines."""
+    if not section:
+        return "delta_m: not computed"
+    if not section.get("available"):
+        return f"delta_m: not computed ({section['reason']}; {section['how']})"
+    per_task = ", ".join(f"{task} {row['metric']} {row['relative_pct']:+.2f}%"
+                         for task, row in section.get("per_task", {}).items())
+    lines = [f"delta_m vs single-task baselines: {section['primary_pct']:+.2f}% (primary metrics), "
+             f"{_pct(section.get('all_metrics_pct'))} (all metrics); per task: {per_task or 'none'}"]
+    for task, notes in (section.get("baseline_warnings") or {}).items():
+        lines.append(f"  warning: the {task} baseline is weak ({'; '.join(notes)}): its change inflates delta_m")
+    return "\n".join(lines)
 
 
 def _relations_lines(section: Mapping[str, Any] | None) -> list[str]:

@@ -20,11 +20,7 @@ def delta_m_section(recipe: Recipe, spec: Any, tasks: Sequence[Any], test_metric
 
 
 def delta_m_line(section: dict[str, Any] | None) -> str:
-    if not section:
-        return "delta_m: not computed"
-    if not section.get("available"):
-        return f"delta_m: not computed ({section['reason']}; {section['how']})"
-    overall = section.get("all_metrics_pct")
-    overall_text = "n/a" if overall is None else f"{overall:+.2f}%"
-    return f"delta_m vs single-task baselines: {section['primary_pct']:+.2f}% (primary metrics), " \
-           f"{overall_text} (all metrics)"
+    """The run summary's delta_m line(s)."""
+    from mtl_tf.evaluation.report import delta_m_summary
+
+    return delta_m_summary(section)

@@ -24,6 +24,8 @@ def preprocess(recipe: Recipe, beam_args: Sequence[str] = (), skip: bool = False
     problems = spec.label_problems()
     if problems:
         raise ValueError("; ".join(problems))
+    for warning in spec.label_warnings():
+        echo(f"warning: {warning}")
     return spec
 
 

@@ -42,9 +42,11 @@ class RunResult:
     delta_m: dict[str, Any] | None = None
 
     def summary(self) -> str:
+        from mtl_tf.training.task_metrics import format_metric
+
         lines = ["test metrics:"]
         for task, metrics in self.test_metrics.items():
-            values = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            values = ", ".join(f"{k} {format_metric(v)}" for k, v in metrics.items())
             lines.append(f"  {task}: {values}")
         lines.append(delta_m_line(self.delta_m))
         lines.append(f"report: {self.report_path}")

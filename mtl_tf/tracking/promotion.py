@@ -1,29 +1,59 @@
 """Promotion moves an alias (``champion``, ``challenger``) to a model version behind a gate.
 
 The gate compares the candidate with the alias's current holder task by task on each task's
-primary metric (from the version tags written by :func:`register_export`) and refuses a
-regression beyond the tolerance unless forced with a reason. The reason, the previous
-holder and the comparison are kept as tags on the promoted version, so the registry itself
-records why an alias moved.
+primary metric (from the version tags written by :func:`register_export`). It refuses, unless
+forced with a reason:
+
+- a regression beyond the tolerance;
+- a candidate whose primary metric is missing or undefined (NaN, e.g. an AUC on a split with
+  one class), whether or not the alias has a holder;
+- a comparison where nothing could be compared (the holder has no value for any task).
+
+A task the holder has no value for is reported as not compared. The reason, the previous
+holder and the comparison are kept as tags on the promoted version, written after the alias
+has moved, so the registry never records a promotion that did not happen.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 from mtl_tf.tracking._client import is_not_found, make_client
-from mtl_tf.tracking.registry import get_registered_model, model_versions, version_primary
+from mtl_tf.tracking.registry import METRIC_PREFIX, get_registered_model, model_versions, version_primary
+
+# How a library caller overrides the gate; the CLI says ``--force --reason TEXT`` instead.
+FORCE_HINT = "pass force=True with a reason to promote anyway"
+
+# Row statuses: compared (ok, regressed), refused without comparison (missing, undefined),
+# or left out because the holder has no value (not_compared).
+COMPARED = ("ok", "regressed")
+REFUSED = ("regressed", "missing", "undefined")
 
 
 class PromotionRefused(ValueError):
-    """The candidate regresses on at least one task; ``comparison`` has every task's numbers."""
+    """The gate refused the candidate.
 
-    def __init__(self, message: str, comparison: dict[str, dict[str, Any]]):
-        super().__init__(message)
+    Attributes:
+        details: why, task by task, without the line on how to override it.
+        comparison: task -> row (see :func:`compare_versions`).
+    """
+
+    def __init__(self, details: str, comparison: dict[str, dict[str, Any]], hint: str = FORCE_HINT):
+        super().__init__(f"{details}\n{hint}")
+        self.details = details
         self.comparison = comparison
+
+
+class PromotionConflict(ValueError):
+    """The alias moved to another version while this promotion compared against its holder."""
+
+
+class PromotionNotRecorded(RuntimeError):
+    """The alias moved, but the tags recording the promotion could not all be written."""
 
 
 @dataclass(frozen=True)
@@ -33,9 +63,10 @@ class PromotionResult:
     Attributes:
         name, version, alias: the model, the version now holding the alias, the alias.
         previous: the version that held the alias before, or None.
-        forced: whether a regression was overridden.
+        forced: whether the gate's refusal was overridden.
         reason: the reason given, if any.
-        comparison: task -> {metric, higher_is_better, candidate, current, delta, regressed}.
+        comparison: task -> row (see :func:`compare_versions`).
+        overridden: what the gate would have refused, when forced.
     """
 
     name: str
@@ -45,22 +76,29 @@ class PromotionResult:
     forced: bool = False
     reason: str | None = None
     comparison: dict[str, dict[str, Any]] = field(default_factory=dict)
+    overridden: list[str] = field(default_factory=list)
 
     @property
     def regressed(self) -> list[str]:
+        """Tasks the gate refused: a regression, or a missing or undefined candidate value."""
         return [task for task, row in self.comparison.items() if row["regressed"]]
+
+    @property
+    def not_compared(self) -> list[str]:
+        """Tasks the holder had no value for."""
+        return [task for task, row in self.comparison.items() if row["status"] == "not_compared"]
 
 
 def promote(name: str, version: int | str, alias: str = "champion", force: bool = False,
             reason: str | None = None, tolerance: float = 0.002,
             tracking_uri: str | None = None) -> PromotionResult:
-    """Points ``alias`` at ``version`` if it does not regress against the current holder.
+    """Points ``alias`` at ``version`` if the gate lets it through.
 
     Args:
         name: the registered model name.
         version: the candidate version number.
         alias: the alias to move.
-        force: promote despite a regression; needs ``reason``.
+        force: promote despite a refusal; needs ``reason``.
         reason: why; recorded as a version tag (required with ``force``).
         tolerance: the largest drop of a primary metric (in its own units) still accepted.
         tracking_uri: as :func:`mtl_tf.tracking.resolve_tracking_uri`.
@@ -70,50 +108,131 @@ def promote(name: str, version: int | str, alias: str = "champion", force: bool 
 
     Raises:
         ValueError: unknown model or version, ``force`` without a reason, a bad tolerance.
-        PromotionRefused: a task's primary metric regresses beyond ``tolerance``.
+        PromotionRefused: a task regresses beyond ``tolerance``, the candidate's primary
+            metric is missing or undefined, or nothing could be compared with the holder.
+        PromotionConflict: the alias moved while the candidate was being compared.
+        PromotionNotRecorded: the alias moved but its record could not be written.
     """
     reason = (reason or "").strip() or None
     if force and not reason:
-        raise ValueError("force=True needs a non-empty reason (--reason TEXT); it is recorded on "
-                         "the version so the registry shows why a regression was accepted")
+        raise ValueError("force=True needs a non-empty reason; it is recorded on the version so the "
+                         "registry shows why the gate was overridden")
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0; got {tolerance!r}")
     client = make_client(tracking_uri)
     candidate = _find_version(client, name, version)
-    holder = _holder(client, name, alias)
-    comparison = {} if holder is None or holder.version == candidate.version else \
-        compare_versions(candidate.tags, holder.tags, tolerance)
-    regressed = [task for task, row in comparison.items() if row["regressed"]]
-    if regressed and not force:
-        raise PromotionRefused(_refusal(name, candidate, alias, holder, comparison, regressed,
-                                        tolerance), comparison)
-    previous = int(holder.version) if holder is not None else None
-    _record(client, name, candidate.version, alias, previous, comparison, bool(regressed), reason)
-    client.set_registered_model_alias(name, alias, str(candidate.version))
-    return PromotionResult(name=name, version=int(candidate.version), alias=alias, previous=previous,
-                           forced=bool(regressed), reason=reason, comparison=comparison)
+    return gate_and_move(client, name, candidate, alias, force, reason, tolerance)
 
 
-def compare_versions(candidate_tags: dict[str, str], current_tags: dict[str, str],
-                     tolerance: float) -> dict[str, dict[str, Any]]:
-    """Task by task on the current holder's primary metrics.
+def gate_and_move(client: Any, name: str, candidate: Any, alias: str, force: bool, reason: str | None,
+                  tolerance: float) -> PromotionResult:
+    """The whole promotion of one alias: read its holder, compare, move the alias, record.
 
-    A task the candidate has no value for counts as a regression; a task the holder has no
-    value for cannot be compared and is left out.
+    Two promotions of the same alias must not interleave between reading the holder and
+    moving the alias. MLflow aliases have no compare-and-set, so :func:`_check_holder` re-reads
+    the holder just before the move and refuses when it changed; a lock or a real
+    compare-and-set belongs there too.
     """
+    holder = _holder(client, name, alias)
+    comparison, problems = judge(candidate, holder, tolerance)
+    if problems and not force:
+        raise PromotionRefused(_refusal(name, candidate, alias, holder, problems), comparison)
+    _check_holder(client, name, alias, holder)
+    client.set_registered_model_alias(name, alias, str(candidate.version))
+    previous = int(holder.version) if holder is not None else None
+    result = PromotionResult(name=name, version=int(candidate.version), alias=alias, previous=previous,
+                             forced=bool(problems), reason=reason, comparison=comparison,
+                             overridden=problems)
+    _record(client, result)
+    return result
+
+
+def judge(candidate: Any, holder: Any | None, tolerance: float) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """(comparison, problems): the rows of the comparison and why the gate refuses (empty: it passes).
+
+    Without a holder (or when the candidate already holds the alias) only the candidate's own
+    primary metrics are checked.
+    """
+    tags = dict(candidate.tags or {})
+    problems = []
+    if not version_primary(tags):
+        problems.append(f"version {candidate.version} has no primary metric tags (register it with "
+                        "register_export, which records each task's primary metric)")
+    rival = None if holder is None or int(holder.version) == int(candidate.version) else holder
+    if rival is None:
+        comparison = {task: row for task, row in compare_versions(tags, {}, tolerance).items()
+                      if row["status"] in REFUSED}
+    else:
+        comparison = compare_versions(tags, dict(rival.tags or {}), tolerance)
+    problems += [_problem(task, row, candidate, tolerance)
+                 for task, row in comparison.items() if row["status"] in REFUSED]
+    if rival is not None and all(row["status"] == "not_compared" for row in comparison.values()):
+        left_out = ", ".join(f"{t} ({r['note']})" for t, r in comparison.items()) or \
+            "neither version has a primary metric"
+        problems.append(f"nothing could be compared with version {rival.version}: {left_out}")
+    return comparison, problems
+
+
+def compare_versions(candidate_tags: Mapping[str, str], current_tags: Mapping[str, str],
+                     tolerance: float) -> dict[str, dict[str, Any]]:
+    """Task by task on the primary metrics of either version (the holder's metric first).
+
+    Each row: ``{metric, higher_is_better, candidate, current, delta, status, regressed, note}``
+    where ``status`` is ``ok`` or ``regressed`` (compared), ``missing`` or ``undefined`` (the
+    candidate has no finite value: refused) or ``not_compared`` (the holder has none), and
+    ``regressed`` is True for every status the gate refuses.
+    """
+    candidate, current = version_primary(candidate_tags), version_primary(current_tags)
     comparison = {}
-    for task, current in version_primary(current_tags).items():
-        if current["value"] is None:
-            continue
-        metric = current["metric"]
-        value = candidate_tags.get(f"metric.{task}.{metric}")
-        value = float(value) if value is not None else None
-        higher = current["higher_is_better"]
-        delta = None if value is None else value - current["value"]
-        worse = delta is None or (-delta if higher else delta) > tolerance
-        comparison[task] = {"metric": metric, "higher_is_better": higher, "candidate": value,
-                            "current": current["value"], "delta": delta, "regressed": worse}
+    for task in [*current, *(t for t in candidate if t not in current)]:
+        reference = current.get(task) or candidate[task]
+        metric, higher = reference["metric"], reference["higher_is_better"]
+        comparison[task] = _row(metric, higher, _tag_value(candidate_tags, task, metric),
+                                _tag_value(current_tags, task, metric), tolerance)
     return comparison
+
+
+def _row(metric: str, higher: bool, value: float | None, current: float | None,
+         tolerance: float) -> dict[str, Any]:
+    row = {"metric": metric, "higher_is_better": higher, "candidate": value, "current": current,
+           "delta": None, "status": "ok", "regressed": False, "note": None}
+    if value is None:
+        row.update(status="missing", note=f"the candidate has no {metric}")
+    elif not math.isfinite(value):
+        row.update(status="undefined", note=f"the candidate's {metric} is undefined ({value})")
+    elif current is None or not math.isfinite(current):
+        row.update(status="not_compared", note=f"the holder has no {metric}" if current is None
+                   else f"the holder's {metric} is undefined ({current})")
+        return row
+    else:
+        row["delta"] = value - current
+        worse = -row["delta"] if higher else row["delta"]
+        row["status"] = "regressed" if worse > tolerance else "ok"
+    row["regressed"] = row["status"] in REFUSED
+    return row
+
+
+def _tag_value(tags: Mapping[str, str], task: str, metric: str) -> float | None:
+    raw = tags.get(f"{METRIC_PREFIX}{task}.{metric}")
+    try:
+        return None if raw is None else float(raw)
+    except ValueError:
+        return float("nan")
+
+
+def _problem(task: str, row: Mapping[str, Any], candidate: Any, tolerance: float) -> str:
+    direction = "higher" if row["higher_is_better"] else "lower"
+    if row["status"] == "regressed":
+        return (f"{task}: {row['metric']} {row['candidate']:.6g} vs {row['current']:.6g} "
+                f"({direction} is better), beyond tolerance {tolerance:g}")
+    shown = "missing" if row["status"] == "missing" else f"undefined ({row['candidate']})"
+    return f"{task}: {row['metric']} {shown} on version {candidate.version}"
+
+
+def _refusal(name: str, candidate: Any, alias: str, holder: Any | None, problems: list[str]) -> str:
+    held = "no version" if holder is None else f"version {holder.version}"
+    lines = [f"promotion of '{name}' version {candidate.version} to '{alias}' (held by {held}) refused:"]
+    return "\n".join(lines + [f"  {problem}" for problem in problems])
 
 
 def _find_version(client: Any, name: str, version: int | str) -> Any:
@@ -141,27 +260,49 @@ def _holder(client: Any, name: str, alias: str) -> Any | None:
         raise
 
 
-def _record(client: Any, name: str, version: str, alias: str, previous: int | None,
-            comparison: dict, forced: bool, reason: str | None) -> None:
-    tags = {"previous": "none" if previous is None else str(previous),
-            "comparison": json.dumps(comparison, sort_keys=True),
-            "forced": "true" if forced else "false",
+def _check_holder(client: Any, name: str, alias: str, holder: Any | None) -> None:
+    """Refuses when the alias no longer points where it did when the comparison started."""
+    now = _holder(client, name, alias)
+    before = None if holder is None else int(holder.version)
+    after = None if now is None else int(now.version)
+    if before != after:
+        raise PromotionConflict(
+            f"alias '{alias}' of '{name}' moved from {_shown(before)} to {_shown(after)} while this "
+            "promotion was comparing against it; nothing was changed, run the promotion again")
+
+
+def _shown(version: int | None) -> str:
+    return "no version" if version is None else f"version {version}"
+
+
+def _record(client: Any, result: PromotionResult) -> None:
+    """Tags on the promoted version saying what moved and why (after the alias has moved)."""
+    tags = {"previous": "none" if result.previous is None else str(result.previous),
+            "comparison": json.dumps(_json_safe(result.comparison), sort_keys=True),
+            "forced": "true" if result.forced else "false",
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    if reason:
-        tags["reason"] = reason
-    for key, value in tags.items():
-        client.set_model_version_tag(name, str(version), f"promotion.{alias}.{key}", value)
+    if result.overridden:
+        tags["overridden"] = json.dumps(result.overridden)
+    if result.reason:
+        tags["reason"] = result.reason
+    written = []
+    try:
+        for key, value in tags.items():
+            client.set_model_version_tag(result.name, str(result.version), f"promotion.{result.alias}.{key}", value)
+            written.append(key)
+    except Exception as error:
+        raise PromotionNotRecorded(
+            f"alias '{result.alias}' of '{result.name}' now points at version {result.version} (before: "
+            f"{_shown(result.previous)}), but recording the promotion failed after "
+            f"{', '.join(written) or 'no tag'}: {error}") from error
 
 
-def _refusal(name: str, candidate: Any, alias: str, holder: Any, comparison: dict,
-             regressed: list[str], tolerance: float) -> str:
-    lines = [f"promotion of '{name}' version {candidate.version} to '{alias}' refused: it regresses "
-             f"against version {holder.version} on {len(regressed)} task(s) beyond tolerance {tolerance:g}:"]
-    for task in regressed:
-        row = comparison[task]
-        shown = "missing" if row["candidate"] is None else f"{row['candidate']:.6g}"
-        direction = "higher" if row["higher_is_better"] else "lower"
-        lines.append(f"  {task}: {row['metric']} {shown} vs {row['current']:.6g} "
-                     f"({direction} is better)")
-    lines.append("pass force=True with a reason (--force --reason TEXT) to promote anyway")
-    return "\n".join(lines)
+def _json_safe(value: Any) -> Any:
+    """NaN and infinity as strings, so the recorded JSON stays standard JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -14,6 +15,8 @@ MAX_PARAM_VALUE_LENGTH = 6000
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 MAX_TAG_VALUE_LENGTH = 8000
+# The run tag listing metrics that were NaN (undefined) and so not logged.
+UNDEFINED_TAG = "mtl.undefined_metrics"
 
 
 class TrackedRun:
@@ -45,6 +48,7 @@ class TrackedRun:
         self._client: Any = None
         self._run_id: str | None = None
         self.experiment_id: str | None = None
+        self.undefined_metrics: set[str] = set()
 
     # --- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> "TrackedRun":
@@ -88,14 +92,27 @@ class TrackedRun:
             self._client.log_batch(self.run_id, params=batch)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Logs numbers at ``step`` (default 0); names may hold '/', as in ``task/metric``."""
+        """Logs numbers at ``step`` (default 0); names may hold '/', as in ``task/metric``.
+
+        A NaN value (an undefined metric, such as an AUC on a split with one class) is not
+        logged, since MLflow would show it as a number: its name joins
+        :attr:`undefined_metrics` and the run tag ``mtl.undefined_metrics``.
+        """
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        entries = [Metric(str(key), _number(key, value), now, int(step or 0))
-                   for key, value in metrics.items()]
+        numbers = {str(key): _number(key, value) for key, value in metrics.items()}
+        entries = [Metric(key, value, now, int(step or 0)) for key, value in numbers.items()
+                   if not math.isnan(value)]
         for batch in _batches(entries, MAX_METRICS_PER_BATCH):
             self._client.log_batch(self.run_id, metrics=batch)
+        self._record_undefined([key for key, value in numbers.items() if math.isnan(value)])
+
+    def _record_undefined(self, keys: Sequence[str]) -> None:
+        if set(keys) <= self.undefined_metrics:
+            return
+        self.undefined_metrics.update(keys)
+        self.set_tags({UNDEFINED_TAG: ",".join(sorted(self.undefined_metrics))})
 
     def log_epoch(self, epoch: int, logs: Mapping[str, float]) -> None:
         """Logs one epoch's ``<task>/<metric>`` values with the epoch as the step."""

@@ -38,7 +38,7 @@ from mtl_tf.training.model_split import ModelSplit
 from mtl_tf.training.sampling import SAMPLERS
 from mtl_tf.training.step import TrainStep
 from mtl_tf.training.strategy import is_chief
-from mtl_tf.training.task_metrics import TaskMetrics
+from mtl_tf.training.task_metrics import TaskMetrics, epoch_summary
 from mtl_tf.training.weighting import WEIGHTINGS
 
 HISTORY_FILE = "history.json"
@@ -335,7 +335,8 @@ class Trainer:
         logs, total = {}, float(self.val_trackers.regularization.result())
         for task, values in self.val_trackers.task_results().items():
             logs.update({f"{task}/val_{name}": value for name, value in values.items()})
-            total += train_logs[f"{task}/weight"] * values["loss"]
+            if "loss" not in self.val_trackers.undefined.get(task, {}):  # no labelled validation row
+                total += train_logs[f"{task}/weight"] * values["loss"]
         logs["val_loss"] = total
         return logs
 
@@ -343,7 +344,7 @@ class Trainer:
         """Best-score bookkeeping, checkpoints and history for a finished epoch."""
         self._check_weights_finite(epoch)
         self.epoch.assign(epoch)
-        score = self.early_stopping.score(logs)
+        score = self.early_stopping.score(logs, self.val_trackers.undefined)
         if score is not None and self.early_stopping.update(score, epoch):
             self._best_weights = self._model.get_weights()
             if self.checkpoints is not None:
@@ -354,7 +355,7 @@ class Trainer:
             if self.checkpoints.chief:
                 self._record(history).write(Path(self.checkpoint_dir) / HISTORY_FILE)
         if self.verbose and is_chief(self.strategy):
-            print(_summary(logs))
+            print(epoch_summary(logs, self.val_trackers.undefined))
 
     def _record(self, history):
         history.best_epoch, history.best_score = self.early_stopping.best
@@ -400,9 +401,3 @@ class Trainer:
 
     def _last_checkpoint(self):
         return None if self.checkpoints is None else self.checkpoints.latest
-
-
-def _summary(logs: Mapping[str, float]) -> str:
-    keys = ["loss", "val_loss"] + [k for k in logs if "/val_" in k and not k.endswith("/val_loss")]
-    parts = [f"{k}={logs[k]:.4f}" for k in keys if k in logs]
-    return f"epoch {logs['epoch']}: " + " ".join(parts) + f" ({logs['epoch_time_s']:.1f}s)"

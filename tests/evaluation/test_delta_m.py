@@ -89,3 +89,79 @@ def test_baselines_merge_keeps_other_tasks(tmp_path):
     (tmp_path / "bad.json").write_text("{\"x\": 1}")
     with pytest.raises(ValueError, match="not a baselines file"):
         Baselines.read(tmp_path / "bad.json")
+
+
+def _spec_with_counts(splits):
+    """A dataset.json-like spec whose tasks know their test label counts (fraud: 8% positive)."""
+    counts = {"fraud": SimpleNamespace(labelled={"test": 100}, positives={"test": 8}),
+              "amount": SimpleNamespace(labelled={"test": 100}, positives={})}
+    spec = _spec(splits)
+    spec.task = lambda name: counts[name]
+    return spec
+
+
+def _collapsed_baseline(tmp_path, spec, takeover_auc=0.48):
+    """fraud learned for 8 epochs; takeover collapsed: chance-level AUC, best at epoch 1, stopped at 4."""
+    Baselines(recipe="r", dataset=dataset_fingerprint(spec), tasks={
+        "fraud": {"test": {"auc": 0.80}, "primary_metric": "auc", "best_epoch": 6, "epochs_run": 8,
+                  "stopped_reason": "completed"},
+        "takeover": {"test": {"auc": takeover_auc}, "primary_metric": "auc", "best_epoch": 1, "epochs_run": 4,
+                     "stopped_reason": "early_stopping"}}).write(tmp_path)
+
+
+def binary_pair():
+    return [BinaryTask("fraud", metrics=["auc"]), BinaryTask("takeover", metrics=["auc"])]
+
+
+def test_a_collapsed_baseline_is_flagged_beside_delta_m_with_the_change_per_task(tmp_path):
+    from mtl_tf.runner import RunResult
+
+    spec = _spec({"train": 80, "test": 20})
+    _collapsed_baseline(tmp_path, spec)
+    section = compare(_recipe(tmp_path), spec, binary_pair(), {"fraud": {"auc": 0.82}, "takeover": {"auc": 0.80}})
+    # fraud (0.82 - 0.80) / 0.80 = +2.5%; takeover (0.80 - 0.48) / 0.48 = +66.67%; the mean +34.58%
+    assert section["primary_pct"] == pytest.approx((2.5 + 66.6667) / 2, abs=1e-3)
+    assert section["per_task_pct"] == pytest.approx({"fraud": 2.5, "takeover": 66.6667}, abs=1e-3)
+    assert section["baseline_warnings"] == {"takeover": [
+        "its auc 0.4800 is at chance level (<= 0.55; 0.5 is a coin flip)",
+        "its best validation epoch was epoch 1 of 4 (early_stopping)"]}
+
+    line = RunResult(run_dir=tmp_path, dataset_path=tmp_path, report_path=tmp_path / "report.md",
+                     test_metrics={"fraud": {"auc": 0.82}, "takeover": {"auc": 0.80}}, delta_m=section).summary()
+    assert ("delta_m vs single-task baselines: +34.58% (primary metrics), +34.58% (all metrics); "
+            "per task: fraud auc +2.50%, takeover auc +66.67%") in line
+    assert "warning: the takeover baseline is weak (its auc 0.4800 is at chance level" in line
+
+    text = to_markdown({"recipe": "r", "tasks": {}, "dataset": {"rows_in": 1, "rejected": 0, "splits": {}},
+                        "delta_m": section})
+    assert "**Weak baselines**" in text
+    assert "- takeover: its auc 0.4800 is at chance level (<= 0.55; 0.5 is a coin flip); its best validation " \
+           "epoch was epoch 1 of 4 (early_stopping)" in text
+    assert "| takeover | auc | 0.8000 | 0.4800 | +66.67% |" in text
+
+
+def test_healthy_baselines_carry_no_warning(tmp_path):
+    spec = _spec({"train": 80, "test": 20})
+    Baselines(recipe="r", dataset=dataset_fingerprint(spec), tasks={
+        task: {"test": {"auc": 0.75}, "primary_metric": "auc", "best_epoch": 3, "epochs_run": 6}
+        for task in ("fraud", "takeover")}).write(tmp_path)
+    section = compare(_recipe(tmp_path), spec, binary_pair(), {"fraud": {"auc": 0.8}, "takeover": {"auc": 0.7}})
+    assert section["baseline_warnings"] == {}
+    assert "Weak baselines" not in to_markdown({"recipe": "r", "tasks": {}, "delta_m": section,
+                                                "dataset": {"rows_in": 1, "rejected": 0, "splits": {}}})
+
+
+def test_an_accuracy_baseline_at_the_majority_rate_and_a_short_run_are_flagged(tmp_path):
+    spec = _spec_with_counts({"train": 80, "test": 20})
+    Baselines(recipe="r", dataset=dataset_fingerprint(spec), tasks={
+        "fraud": {"test": {"accuracy": 0.92, "auc": 0.9}, "primary_metric": "accuracy", "best_epoch": 2,
+                  "epochs_run": 2, "stopped_reason": "completed"},
+        "amount": {"test": {"rmse": 1.0, "mae": 0.5}, "primary_metric": "rmse", "best_epoch": 5, "epochs_run": 9}}
+              ).write(tmp_path)
+    fraud_accuracy = [BinaryTask("fraud", metrics=["accuracy", "auc"]), RegressionTask("amount", metrics=["rmse"])]
+    section = compare(_recipe(tmp_path), spec, fraud_accuracy,
+                      {"fraud": {"accuracy": 0.95, "auc": 0.9}, "amount": {"rmse": 0.9}})
+    # 92 of 100 labelled test rows are negative: always saying "no" scores 0.92.
+    assert section["baseline_warnings"] == {"fraud": [
+        "its accuracy 0.9200 is at chance level (<= 0.9200, the majority class's share of the test rows)",
+        "it trained for only 2 epoch(s)"]}

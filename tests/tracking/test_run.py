@@ -58,3 +58,16 @@ def test_a_metric_that_is_not_a_number_is_named(store):
     with TrackedRun("fraud_signals", tracking_uri=store["uri"]) as run:
         with pytest.raises(TypeError, match="metric 'fraud/auc' must be a number; got str 'high'"):
             run.log_metrics({"fraud/auc": "high"})
+
+
+def test_an_undefined_metric_is_not_logged_as_a_number_and_is_listed(store, client):
+    with TrackedRun("fraud_signals", tracking_uri=store["uri"], artifact_location=store["artifacts"]) as run:
+        run.log_epoch(1, {"fraud/val_auc": float("nan"), "amount/val_rmse": 2.0})
+        run.log_epoch(2, {"fraud/val_auc": float("nan"), "amount/val_rmse": 1.5})
+        run.log_metrics({"fraud/test_auc": float("nan"), "fraud/test_loss": 0.3})
+    stored = client.get_run(run.run_id)
+    assert client.get_metric_history(run.run_id, "fraud/val_auc") == []
+    assert "fraud/test_auc" not in stored.data.metrics
+    assert [m.value for m in client.get_metric_history(run.run_id, "amount/val_rmse")] == [2.0, 1.5]
+    assert stored.data.tags["mtl.undefined_metrics"] == "fraud/test_auc,fraud/val_auc"
+    assert run.undefined_metrics == {"fraud/test_auc", "fraud/val_auc"}
