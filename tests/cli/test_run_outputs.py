@@ -65,6 +65,6 @@ def test_two_architectures_keep_their_reports_and_a_resume_across_them_is_one_li
     assert "Traceback" not in resumed.output and "WARNING" not in resumed.output
     assert "WARNING" not in capfd.readouterr().err
     errors = [line for line in resumed.output.splitlines() if line.startswith("Error:")]
-    assert errors == [f"Error: checkpoints in artifacts/fraud_signals/checkpoints were written by architecture "
-                      f'{{"name": "mmoe"}}; this run builds architecture {{"name": "hps"}}; '
-                      f"use another output_dir or drop --resume"], resumed.output
+    assert errors == ["Error: checkpoints in artifacts/fraud_signals/checkpoints were written by architecture "
+                      '{"name": "mmoe"}; this run builds architecture {"name": "hps"}; '
+                      "use another output_dir or drop --resume"], resumed.output
