@@ -103,7 +103,7 @@ def run_one(path: Path, arch: str, overrides: Sequence[str], skip_preprocess: bo
     result = run_recipe(recipe, recipe_path=str(path), tracking_uri=tracking_uri, register=False,
                         skip_preprocess=skip_preprocess, verbose=verbose, echo=lambda line: None)
     wall = time.perf_counter() - start
-    report = json.loads((result.run_dir / "report.json").read_text())
+    report = json.loads(result.report_path.with_name("report.json").read_text())
     training = report["training"]
     return {
         "architecture": recipe.model.architecture.as_dict(),

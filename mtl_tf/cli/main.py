@@ -1,8 +1,11 @@
-"""Entry point of `mtl`: library errors become one line and a non-zero exit, never a traceback."""
+"""Entry point of `mtl`: library errors become one line and a non-zero exit, never a traceback.
+
+The command modules import TensorFlow only inside their commands, so :func:`main` quiets
+TensorFlow's start-up (:mod:`mtl_tf.cli.quiet`) before anything imports it.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -32,7 +35,6 @@ class MtlGroup(click.Group):
 @click.version_option(__version__, prog_name="mtl")
 def cli() -> None:
     """mtl_tf: multi-task learning from raw data to a registered, servable model."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _register() -> None:
@@ -50,6 +52,9 @@ _register()
 
 
 def main() -> None:
+    from mtl_tf.cli.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
     cli(prog_name="mtl")
 
 

@@ -97,7 +97,8 @@ def to_markdown(report: Mapping[str, Any]) -> str:
                   f"(validation score {_fmt(t['best_score'])}), {t['seconds']:.1f} s.", ""]
     if "parameters" in report:
         p = report["parameters"]
-        lines += ["## Model", "", f"{p.get('trainable', 0):,} trainable and {p.get('non_trainable', 0):,} "
+        lines += ["## Model", ""] + _configuration_lines(report.get("model"))
+        lines += [f"{p.get('trainable', 0):,} trainable and {p.get('non_trainable', 0):,} "
                   "non-trainable parameters" + _breakdown(p) + "."]
         if report.get("flops_per_example"):
             lines.append(f"{report['flops_per_example']:,} multiply-adds per example (inference).")
@@ -121,6 +122,17 @@ def undefined_reason(task_spec: Any, split: str) -> str:
     if task_spec.one_class(split):
         return f"only one class in {split}"
     return f"not a number on {split}"
+
+
+def _configuration_lines(model: Mapping[str, Any] | None) -> list[str]:
+    """``architecture hps; trunk mlp (units [64, 32]); tower mlp`` from the report's model section."""
+    if not model:
+        return []
+    parts = []
+    for key, component in model.items():
+        options = ", ".join(f"{k} {v}" for k, v in component.items() if k != "name")
+        parts.append(f"{key} {component.get('name')}" + (f" ({options})" if options else ""))
+    return ["; ".join(parts) + ".", ""]
 
 
 def _breakdown(parameters: Mapping[str, Any]) -> str:

@@ -62,6 +62,17 @@ class RunResult:
         return "\n".join(lines)
 
 
+def fit(trainer: Any, data: dict[str, Any], resume: bool, on_epoch_end: Callable, expected_steps: int) -> Any:
+    """Trains; checkpoints of another model configuration are refused in the CLI's terms."""
+    from mtl_tf.training.fingerprint import IncompatibleCheckpoint
+
+    try:
+        return trainer.fit(data["train"], data["validation"], resume=resume, on_epoch_end=on_epoch_end,
+                           expected_steps=expected_steps)
+    except IncompatibleCheckpoint as err:
+        raise err.advise("use another output_dir or drop --resume") from None
+
+
 def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str | None = None,
                resume: bool = False, skip_preprocess: bool = False, register: bool = True,
                beam_args: Sequence[str] = (), verbose: int = 1, echo: Callable = print) -> RunResult:
@@ -121,10 +132,8 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
             trainer = make_trainer(mixed_training_recipe(recipe, data["steps_per_epoch"]), spec, tasks, run_dir,
                                    strategy, verbose)
         monitor = make_monitor(recipe, spec, tasks, trainer, run_dir, resume, collection) if chief else None
-        batch = recipe.training.batch_size
-        history = trainer.fit(data["train"], data["validation"], resume=resume,
-                              on_epoch_end=epoch_logger(tracked, monitor),
-                              expected_steps=-(-spec.splits["train"].num_examples // batch))
+        history = fit(trainer, data, resume, epoch_logger(tracked, monitor),
+                      expected_steps=-(-spec.splits["train"].num_examples // recipe.training.batch_size))
         timings["train"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -154,7 +163,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
             flat = {f"{task}/{metric}": value for task, metrics in test_metrics.items()
                     for metric, value in metrics.items()}
             version = register_export(tracked.run_id, export_dir, name, flat, primary,
-                                      tags={"mtl.recipe": recipe.name})
+                                      tags={"mtl.recipe": recipe.name}, tracking_uri=uri)
             timings["register"] = time.perf_counter() - start
         return RunResult(run_dir=run_dir, dataset_path=Path(spec.root) / "dataset.json", report_path=report_path,
                          test_metrics=test_metrics, export_dir=export_dir, run_id=tracked.run_id, tracking_uri=uri,

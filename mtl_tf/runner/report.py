@@ -1,22 +1,59 @@
-"""Stage 5: the run report (JSON, Markdown), its plots, and their MLflow artifacts."""
+"""Stage 5: the run report (JSON, Markdown), its plots, and their MLflow artifacts.
+
+Runs of one recipe share its ``output_dir`` (runs of other architectures too), so each run's
+report and plots go to a folder of its own, ``<output_dir>/runs/<export version>-<architecture>/``
+(the version is the name of the run's export folder), and are copied to ``<output_dir>``,
+where the latest run's report is always found.
+"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+RUNS_DIR = "runs"
+# What a run's folder holds, copied to <output_dir> for the latest run.
+RUN_FILES = ("report.json", "report.md", "training_curves.png", "expert_utilisation.png")
+
+
+def run_folder(run_dir: Path, export_dir: Path, architecture: str) -> Path:
+    """A new folder for one run's report: ``<run_dir>/runs/<export version>-<architecture>``."""
+    base = Path(run_dir) / RUNS_DIR / f"{Path(export_dir).name}-{architecture}"
+    folder, n = base, 1
+    while folder.exists():
+        n += 1
+        folder = base.with_name(f"{base.name}-{n}")
+    folder.mkdir(parents=True)
+    return folder
+
+
+def publish_latest(folder: Path, run_dir: Path) -> None:
+    """Copies a run's report files to ``run_dir``; drops those an earlier run left that this one lacks."""
+    for name in RUN_FILES:
+        source, target = Path(folder) / name, Path(run_dir) / name
+        if source.is_file():
+            shutil.copy2(source, target)
+        elif target.is_file():
+            target.unlink()
 
 
 def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir, skew, run_dir, tracked,
                      monitor: Any = None, delta: dict[str, Any] | None = None,
                      utilisation_batches: Any = None) -> Path:
-    """report.json, report.md, the training-curve plot and the relation plots; all logged to the run."""
+    """report.json, report.md, the training-curve plot and the relation plots; all logged to the run.
+
+    Returns the run's own report.md (under ``<run_dir>/runs/``); ``<run_dir>/report.md`` is its copy.
+    """
     from mtl_tf.evaluation import build_report, plot_history, write_report
     from mtl_tf.models import flops_per_example, parameter_breakdown
 
+    model = recipe.model
     extra = {
+        "model": {"architecture": model.architecture.as_dict(), "trunk": model.trunk.as_dict(),
+                  "tower": model.tower.as_dict()},
         "parameters": parameter_breakdown(trainer.model),
         "flops_per_example": flops_per_example(trainer.model),
         "export": {"dir": str(export_dir)},
@@ -30,16 +67,19 @@ def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export
     if monitor is not None and (monitor.conflict["epochs"] or monitor.affinity["epochs"]):
         extra["relations"] = relations_summary(monitor)
         plots = monitor.plots()
+    folder = run_folder(run_dir, export_dir, recipe.model.architecture.name)
+    extra["run_folder"] = str(folder)
     if utilisation_batches is not None:
-        utilisation, heatmap = expert_usage(trainer.model, utilisation_batches, run_dir)
+        utilisation, heatmap = expert_usage(trainer.model, utilisation_batches, folder)
         if heatmap is not None:
             extra["expert_utilisation"] = utilisation
             plots.append(heatmap)
     report = build_report(recipe, spec, tasks, test_metrics, history, extra)
-    json_path, md_path = write_report(report, run_dir)
-    plot = plot_history(history, tasks, run_dir / "training_curves.png")
+    json_path, md_path = write_report(report, folder)
+    plot = plot_history(history, tasks, folder / "training_curves.png")
     for path in (json_path, md_path, plot):
         tracked.log_artifact(path, "report")
+    publish_latest(folder, run_dir)
     for path in [*plots, *(monitor.files() if monitor is not None else [])]:
         tracked.log_artifact(path, "analysis")
     tracked.log_artifacts(export_dir, "export")

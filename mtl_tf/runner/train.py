@@ -22,12 +22,31 @@ def mixed_training_recipe(recipe: Recipe, steps_per_epoch: int) -> Recipe:
 
 
 def epochs_done(checkpoint_dir: Path) -> int:
-    """Epochs a run has checkpointed (its history file's epochs; 0 when there is none)."""
-    from mtl_tf.training.history import History
-    from mtl_tf.training.trainer import HISTORY_FILE
+    """Epochs a run has committed: its newest epoch checkpoint's epoch (0 when there is none).
 
-    path = Path(checkpoint_dir) / HISTORY_FILE
-    return len(History.read(path).epochs) if path.is_file() else 0
+    The history file may already hold the epoch after it (a crash before that epoch's
+    checkpoint), which a resumed run trains again.
+    """
+    from mtl_tf.training.checkpointing import epochs_checkpointed
+
+    return epochs_checkpointed(checkpoint_dir)
+
+
+def model_configuration(recipe: Recipe, spec: Any) -> dict[str, Any]:
+    """What builds a recipe's model variables: architecture, trunk, tower, tasks and features
+    (with the vocabulary sizes the data gave them). Kept next to the checkpoints, so a resume
+    with another configuration is refused naming what changed."""
+    model = recipe.model
+    tasks = [{"name": t.name, "type": t.type, **({"classes": t.classes} if t.classes else {})} for t in recipe.tasks]
+    features = []
+    for feature in spec.features:
+        entry = {"name": feature.name, "kind": feature.kind}
+        vocabulary = getattr(feature, "vocabulary", None)
+        if vocabulary:
+            entry["vocabulary"] = len(vocabulary)
+        features.append(entry)
+    return {"architecture": model.architecture.as_dict(), "trunk": model.trunk.as_dict(),
+            "tower": model.tower.as_dict(), "tasks": tasks, "features": features}
 
 
 def make_trainer(recipe: Recipe, spec: Any, tasks: Sequence[Any], run_dir: Path, strategy: Any, verbose: int = 1):
@@ -52,6 +71,7 @@ def make_trainer(recipe: Recipe, spec: Any, tasks: Sequence[Any], run_dir: Path,
         steps_per_execution=training.steps_per_execution,
         early_stopping=stopping,
         checkpoint_dir=str(run_dir / "checkpoints"),
+        configuration=model_configuration(recipe, spec),
         seed=training.seed,
         verbose=verbose,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,11 @@ class History:
         return dataclasses.asdict(self)
 
     def write(self, path: str | Path) -> None:
-        """Writes the history as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        """Writes the history as JSON; a crash while writing leaves the previous file whole."""
+        path = Path(path)
+        scratch = path.with_name(path.name + ".tmp")
+        scratch.write_text(json.dumps(self.to_dict(), indent=1))
+        os.replace(scratch, path)
 
     @classmethod
     def read(cls, path: str | Path) -> "History":

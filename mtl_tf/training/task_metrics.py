@@ -143,13 +143,16 @@ def _mean_over(metric: keras.metrics.AUC, classes: np.ndarray) -> float:
 
 
 def epoch_summary(logs: Mapping[str, float], undefined: Mapping[str, Mapping[str, str]] | None = None,
-                  split: str = "validation") -> str:
+                  split: str = "validation", epochs: int | None = None) -> str:
     """The one line printed per epoch: losses and validation metrics, undefined ones named so.
+
+    ``epoch 2/5: loss=... val_loss=... <task>/val_<metric>=... (1.2s, 310.5 steps/s)``
 
     Args:
         logs: the epoch's logs (``epoch``, ``loss``, ``val_loss``, ``<task>/val_<metric>``...).
         undefined: ``{task: {metric: why}}`` for the validation values (see :attr:`TaskMetrics.undefined`).
         split: the split the validation values come from.
+        epochs: the run's last epoch, shown as ``epoch e/E``.
     """
     keys = ["loss", "val_loss"] + [k for k in logs if "/val_" in k and not k.endswith("/val_loss")]
     parts = []
@@ -159,7 +162,11 @@ def epoch_summary(logs: Mapping[str, float], undefined: Mapping[str, Mapping[str
         task, _, name = key.partition("/")
         why = (undefined or {}).get(task, {}).get(name.removeprefix("val_")) if name else None
         parts.append(f"{key}={format_metric(logs[key], why, split)}")
-    return f"epoch {logs['epoch']}: " + " ".join(parts) + f" ({logs['epoch_time_s']:.1f}s)"
+    of = f"/{epochs}" if epochs else ""
+    timing = f"{logs['epoch_time_s']:.1f}s"
+    if "steps_per_s" in logs:
+        timing += f", {logs['steps_per_s']:.1f} steps/s"
+    return f"epoch {logs['epoch']}{of}: " + " ".join(parts) + f" ({timing})"
 
 
 def format_metric(value: float, why: str | None = None, split: str | None = None, digits: int = 4) -> str:

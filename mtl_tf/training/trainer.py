@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import keras
@@ -28,20 +27,22 @@ import tensorflow as tf
 from mtl_tf.training.aggregators import AGGREGATORS
 from mtl_tf.training.arguments import (check_model, check_outputs, check_tasks, early_stopping_options,
                                        positive_int, resolve_jit, steps_per_execution_option)
-from mtl_tf.training.checkpointing import Checkpoints
+from mtl_tf.training.checkpointing import HISTORY_FILE, Checkpoints
 from mtl_tf.training.diverged import TrainingDiverged
 from mtl_tf.training.early_stopping import EarlyStopping
 from mtl_tf.training.feed import Feed, cardinality, compile_loop, known_batches, run_steps, step_on_next
 from mtl_tf.training.history import History
 from mtl_tf.training.losses import per_example_losses, unpack_batch
 from mtl_tf.training.model_split import ModelSplit
+from mtl_tf.training.progress import Progress
 from mtl_tf.training.sampling import SAMPLERS
 from mtl_tf.training.step import TrainStep
 from mtl_tf.training.strategy import is_chief
-from mtl_tf.training.task_metrics import TaskMetrics, epoch_summary
+from mtl_tf.training.task_metrics import TaskMetrics
 from mtl_tf.training.weighting import WEIGHTINGS
 
-HISTORY_FILE = "history.json"
+__all__ = ["HISTORY_FILE", "Trainer"]
+
 EpochCallback = Callable[[int, dict[str, float]], Any]
 
 
@@ -82,9 +83,15 @@ class Trainer:
         early_stopping: ``{"patience": int, "min_delta": float}`` (or an object with those
             attributes) to stop when the validation score stops improving and end with the
             best epoch's weights; None trains every epoch and keeps the last weights.
-        checkpoint_dir: folder for a checkpoint every epoch, the best one and the history.
+        checkpoint_dir: folder for a checkpoint every epoch, the best one and the history
+            (see :mod:`mtl_tf.training.checkpointing`). A first ``fit`` without ``resume``
+            starts the folder over; with ``resume`` it must hold checkpoints of this model.
+        configuration: a JSON-able description of what built the model (architecture,
+            trunk, tower, tasks, features), kept next to the checkpoints and named when a
+            resume meets checkpoints of another model.
         seed: seeds Python, NumPy, TensorFlow and Keras before the model is built.
-        verbose: 1 shows a progress bar per epoch and a line per epoch; 0 is silent.
+        verbose: 1 prints a line per epoch, with a progress bar when stdout is a terminal
+            (see :mod:`mtl_tf.training.progress`); 0 is silent.
         train_metrics: also compute every task metric on the training batches (costs time).
         jit_compile: compile the step with XLA: True, False or "auto" (on a GPU or TPU with
             one replica, when every layer supports it, like Keras ``fit``).
@@ -109,13 +116,15 @@ class Trainer:
                  checkpoint_dir: str | os.PathLike | None = None, seed: int = 0, verbose: int = 1,
                  train_metrics: bool = False, jit_compile: bool | str = "auto", max_to_keep: int = 3,
                  task_optimizer: str | Mapping[str, Any] | keras.optimizers.Optimizer | None = None,
-                 task_sizes: Mapping[str, int] | None = None, steps_per_execution: int | str = "auto"):
+                 task_sizes: Mapping[str, int] | None = None, steps_per_execution: int | str = "auto",
+                 configuration: Mapping[str, Any] | None = None):
         self.tasks = check_tasks(tasks)
         self.epochs = positive_int("epochs", epochs)
         self.steps_per_epoch = None if steps_per_epoch is None else positive_int("steps_per_epoch", steps_per_epoch)
         self.verbose = int(verbose)
         self.steps_per_execution = steps_per_execution_option(steps_per_execution)
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.progress = Progress(self.epochs, self.verbose, chief=is_chief(self.strategy))
         self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
         keras.utils.set_random_seed(seed)
         patience, min_delta = early_stopping_options(early_stopping)
@@ -139,7 +148,7 @@ class Trainer:
         self.optimizer, self.task_optimizer = self.step.optimizer, self.step.task_optimizer
         self.jit_compile = resolve_jit(jit_compile, self.strategy, self._model)
         self.checkpoints = None if self.checkpoint_dir is None else Checkpoints(
-            self.checkpoint_dir, self.strategy, max_to_keep, model=self._model, optimizer=self.optimizer,
+            self.checkpoint_dir, self.strategy, max_to_keep, configuration, model=self._model, optimizer=self.optimizer,
             epoch=self.epoch, weighting=self.weighting, aggregator=self.aggregator, sampler=self.sampler,
             early_stopping=self.early_stopping,
             **({} if self.task_optimizer is None else {"task_optimizer": self.task_optimizer}))
@@ -184,7 +193,7 @@ class Trainer:
         if feed.count == math.inf and self.steps_per_epoch is None:
             raise ValueError("the training dataset repeats forever, so an epoch would never end; "
                              "set steps_per_epoch or pass a finite dataset")
-        history = self._resume() if resume else History()
+        history = self._resume() if resume else self._start()
         val = None if val_ds is None else self.strategy.experimental_distribute_dataset(val_ds)
         val_count = None if val_ds is None else known_batches(self.strategy, val_ds)
         steps = self.steps_per_epoch or cardinality(train_ds)
@@ -259,23 +268,25 @@ class Trainer:
         self.train_trackers.reset()
         if feed.iterator is None or self.steps_per_epoch is None:
             feed.restart()
-        progbar = self._progbar(epoch, progress_steps)
+        self.progress.start_epoch(epoch, progress_steps)
         every = max(1, (progress_steps or 1000) // 50)
         start_step = int(self.optimizer.iterations.numpy())
         started, step = time.perf_counter(), 0
         for done in self._train_calls(feed, steps):
             if done // every > step // every:
                 self._check_finite(epoch, start_step)
-                if progbar is not None and done != progress_steps:
-                    progbar.update(done, [("loss", float(self.train_trackers.total.result()))])
+                if done != progress_steps:
+                    self.progress.update(done, self._training_loss)
             step = done
         self._check_finite(epoch, start_step)
         elapsed = time.perf_counter() - started
         if step == 0:
             raise ValueError("the training dataset yielded no batch; check that it is not empty")
-        if progbar is not None:
-            progbar.update(step, [("loss", float(self.train_trackers.total.result()))], finalize=True)
+        self.progress.update(step, self._training_loss, finalize=True)
         return self._train_logs(epoch, step, elapsed)
+
+    def _training_loss(self) -> float:
+        return float(self.train_trackers.total.result())
 
     def _train_calls(self, feed, steps):
         """Runs the epoch's steps; yields the steps done after each call."""
@@ -301,12 +312,6 @@ class Trainer:
                 continue
             step += 1
             yield step
-
-    def _progbar(self, epoch, steps):
-        if not self.verbose or not is_chief(self.strategy):
-            return None
-        print(f"Epoch {epoch}/{self.epochs}")
-        return keras.utils.Progbar(steps, stateful_metrics=["loss"])
 
     def _train_logs(self, epoch, steps, elapsed):
         logs: dict[str, float] = {"epoch": epoch}
@@ -341,21 +346,17 @@ class Trainer:
         return logs
 
     def _end_epoch(self, epoch, logs, history):
-        """Best-score bookkeeping, checkpoints and history for a finished epoch."""
+        """Best-score bookkeeping, then history and checkpoints, for a finished epoch."""
         self._check_weights_finite(epoch)
         self.epoch.assign(epoch)
         score = self.early_stopping.score(logs, self.val_trackers.undefined)
-        if score is not None and self.early_stopping.update(score, epoch):
+        improved = score is not None and self.early_stopping.update(score, epoch)
+        if improved:
             self._best_weights = self._model.get_weights()
-            if self.checkpoints is not None:
-                self.checkpoints.save_best(epoch)
         history.epochs.append(logs)
         if self.checkpoints is not None:
-            self.checkpoints.save(epoch)
-            if self.checkpoints.chief:
-                self._record(history).write(Path(self.checkpoint_dir) / HISTORY_FILE)
-        if self.verbose and is_chief(self.strategy):
-            print(epoch_summary(logs, self.val_trackers.undefined))
+            self.checkpoints.commit(epoch, self._record(history), best=improved)
+        self.progress.end_epoch(logs, self.val_trackers.undefined)
 
     def _record(self, history):
         history.best_epoch, history.best_score = self.early_stopping.best
@@ -366,23 +367,27 @@ class Trainer:
         if self.early_stopping.patience is not None and self._best_weights is not None:
             self._model.set_weights(self._best_weights)
 
+    def _start(self) -> History:
+        """A fit without resume: a Trainer that has not trained yet starts its folder over."""
+        if self.checkpoints is not None and int(self.epoch.numpy()) == 0:
+            self.checkpoints.start_over()
+        return History()
+
     def _resume(self) -> History:
-        """Restores the newest checkpoint, the best weights and the earlier epochs' logs."""
-        best = self.checkpoints.latest_best
-        if best:
-            self.checkpoints.read_model_only(best)
-            self._best_weights = self._model.get_weights()
+        """Restores the newest checkpoint, the best epoch's weights and the committed epochs' logs.
+
+        The epoch checkpoint says which epoch is done and which was best, so files written
+        after it by an epoch that never committed (a crash) are ignored and written again.
+        """
         path = self.checkpoints.restore_latest()
         if path is None:
-            return History()
+            return self._start()
         done = int(self.epoch.numpy())
-        if self.verbose and is_chief(self.strategy):
-            print(f"Resuming from {path} after epoch {done}")
-        saved = Path(self.checkpoint_dir) / HISTORY_FILE
-        history = History.read(saved) if saved.is_file() else History()
-        history.epochs = [logs for logs in history.epochs if logs.get("epoch", 0) <= done]
-        history.stopped_reason = "completed"
-        return history
+        best_epoch, _ = self.early_stopping.best
+        if best_epoch is not None:
+            self._best_weights = self.checkpoints.model_weights_of(best_epoch)
+        self.progress.resumed(path, done)
+        return self.checkpoints.read_history(done)
 
     # --- divergence -----------------------------------------------------------------------
     def _check_finite(self, epoch, start_step):

@@ -136,11 +136,15 @@ def test_a_resumed_mix_goes_on_with_the_sampler_schedule(collection):
     assert resumed == whole[10:]
 
 
-def test_epochs_done_reads_the_checkpointed_history(tmp_path):
+def test_epochs_done_counts_committed_epoch_checkpoints_not_history_lines(tmp_path):
     from mtl_tf.runner import epochs_done
     from mtl_tf.training.history import History
     from mtl_tf.training.trainer import HISTORY_FILE
 
     assert epochs_done(tmp_path) == 0
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable(1.0)), str(tmp_path), 3,
+                                         checkpoint_name="ckpt")
+    manager.save(checkpoint_number=1)
+    # Epoch 2 reached the history, then the run stopped before its checkpoint: it is not done.
     History(epochs=[{"epoch": 1}, {"epoch": 2}]).write(tmp_path / HISTORY_FILE)
-    assert epochs_done(tmp_path) == 2
+    assert epochs_done(tmp_path) == 1

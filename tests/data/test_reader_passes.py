@@ -15,6 +15,7 @@ from mtl_tf.data.reader import batch_count, make_dataset
 from mtl_tf.data.spec import DatasetSpec
 from mtl_tf.tasks import BinaryTask
 from tests.helpers.tiny_dataset import tiny_rows
+from tests.models import sequence_toy as toy
 
 ROWS = 64  # train: 48 rows in 2 shards
 TRAIN = 48
@@ -133,7 +134,6 @@ def test_streamed_split_shorter_than_dataset_json_says_fails_at_the_end(spec, ta
 
 @pytest.mark.parametrize("in_memory_sequences", [False, True], ids=["streamed", "in_memory"])
 def test_sequence_rows_stay_whole_when_shuffled(tmp_path, in_memory_sequences):
-    toy = pytest.importorskip("tests.models.sequence_toy")
     data = toy.sequence_rows(23, seed=3)
     spec = toy.write_split(tmp_path / "dataset", data)
     tasks = [BinaryTask("rising")]

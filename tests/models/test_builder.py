@@ -1,7 +1,5 @@
 """build_model, task_submodel, parameter_counts and the shared / task variable split."""
 
-import importlib.util
-
 import keras
 import numpy as np
 import pytest
@@ -127,8 +125,6 @@ def test_unknown_trunk_option_suggests_the_right_one(spec):
         build_model(recipe, spec)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mtl_tf.training.optimizers") is None,
-                    reason="the recipe check needs every component registry")
 def test_recipe_check_rejects_unknown_trunk_option(spec):
     typo = r"model.trunk.mlp: unknown option 'dropuot' \(did you mean 'dropout'\?\)"
     with pytest.raises(RecipeError, match=typo):

@@ -1,3 +1,4 @@
+from matplotlib import pyplot
 import pytest
 
 from mtl_tf.tracking import TrackedRun
@@ -45,7 +46,6 @@ def test_run_ends_failed_when_an_exception_escapes(store, client):
 
 
 def test_figure_is_logged_as_an_image(store, client):
-    pyplot = pytest.importorskip("matplotlib.pyplot")
     figure, axes = pyplot.subplots()
     axes.plot([0, 1], [1.0, 0.5])
     with TrackedRun("plots", tracking_uri=store["uri"], artifact_location=store["artifacts"] + "/p") as run:
