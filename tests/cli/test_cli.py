@@ -68,6 +68,13 @@ def test_unknown_optimizer_lists_known():
     one_line_error(result, "training.optimizer", "adamm", "adamw")
 
 
+def test_an_override_that_is_not_valid_yaml_is_one_line_naming_it():
+    result = invoke("recipes", "validate", RECIPE, "--set", 'data.source.delimiter="\\s+"')
+    one_line_error(result, "--set data.source.delimiter", "not valid YAML", "unknown escape",
+                   "--set 'data.source.delimiter=\\s+'")
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_show_applies_overrides():
     result = invoke("recipes", "show", RECIPE, "--set", "training.epochs=9")
     assert result.exit_code == 0, result.output
