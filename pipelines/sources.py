@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 from mtl_tf.errors import did_you_mean
 from mtl_tf.recipe.schema import WHITESPACE_DELIMITER, Recipe, Source
-from pipelines.records import first_record
+from pipelines.records import BadRecord, first_record, read_records
 from pipelines.rows import RowRejected, required_columns, split_line
 
 
@@ -95,7 +95,9 @@ def file_columns(files: Sequence[str], source: Source) -> dict[str, list[str]]:
     columns = list(source.columns or [])
     problems = []
     for path in files:
-        first = _first_line(path, source.delimiter)
+        first = _first_data_record(path, source.delimiter)
+        if first is None:
+            continue
         count = len(split_line(first, source.delimiter))
         if count != len(columns):
             fits = [d for d in _other_delimiters(source.delimiter) if len(split_line(first, d)) == len(columns)]
@@ -121,6 +123,19 @@ def _first_line(path: str, delimiter: str = ",") -> str:
     except UnicodeDecodeError as err:
         raise ValueError(f"{path}: the first line is not UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1}); "
                          "input must be UTF-8: re-encode the file, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def _first_data_record(path: str, delimiter: str) -> str | None:
+    """The first record of a headerless file that is not a blank line; None if there is none."""
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as handle:
+        for record in read_records(handle, 0, None, delimiter):
+            if isinstance(record, BadRecord):
+                raise ValueError(f"{path}: the first line cannot be read: {record.reason}")
+            if record is not None:
+                return record
+    return None
 
 
 # Delimiters a header is tried with when the recipe's leaves columns missing; whitespace last,

@@ -108,6 +108,21 @@ def test_preprocess_missing_feature_column(workdir):
     one_line_error(result, "acount_age")
 
 
+def test_preprocess_where_every_row_is_rejected_says_so_with_the_reasons(workdir):
+    raw = workdir / "raw"
+    raw.mkdir()
+    (raw / "a.csv").write_text("user,amount,income\n" + "".join(f"u{i},{i},{'>50K' if i % 2 else '<=50K'}\n"
+                                                                for i in range(8)))
+    recipe = workdir / "census.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "census_like", "data": {"source": {"path": "raw/*.csv"}, "output_dir": "out", "split": {"key": "user"},
+                                        "features": [{"name": "amount", "kind": "numeric"}]},
+        "tasks": [{"name": "rich", "type": "binary", "label": "income"}]}))
+    result = invoke("data", "preprocess", recipe)
+    one_line_error(result, "all 8 rows were rejected: label_not_allowed 8", "'positive' list")
+    assert "rows in 8 = written 0" in result.output and "has no labelled rows" not in result.output
+
+
 def test_promote_unknown_version(workdir):
     result = invoke("models", "promote", "nothing_here", "3", "--tracking-uri", f"sqlite:///{workdir}/mlflow.db")
     assert result.exit_code != 0 and "Traceback" not in result.output

@@ -209,6 +209,14 @@ def test_a_wrong_delimiter_is_one_line_suggesting_the_one_the_header_uses(tmp_pa
     assert f"set data.source.delimiter: {shown}" in message
 
 
+def test_a_headerless_file_starting_with_blank_lines_is_checked_on_its_first_row(tmp_path):
+    from pipelines.sources import file_columns
+
+    path = str(_write(tmp_path, b"\n  \nA11 6 A34 1169 1\n", name="german.data"))
+    source = _german_recipe(tmp_path, "whitespace").data.source
+    assert file_columns([path], source) == {path: ["status", "months", "history", "amount", "good"]}
+
+
 def test_a_headerless_file_with_another_delimiter_is_told_which(tmp_path):
     from pipelines.sources import file_columns
 
