@@ -1,5 +1,7 @@
 """Apache Beam pipelines that turn raw data into tf.Example TFRecords and ``dataset.json``.
 
+- :mod:`pipelines.records`: reading CSV records from bytes (quoted line breaks, blank lines,
+  a BOM, bytes that are not UTF-8), also from byte ranges of one file in parallel.
 - :mod:`pipelines.rows`: parsing and validating one CSV row against a recipe (pure Python).
 - :mod:`pipelines.encoding`: one parsed row to a serialized ``tf.Example``; TFRecord framing.
 - :mod:`pipelines.splits`: the hashed, deterministic train/validation/test assignment.

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from mtl_tf.recipe.schema import Recipe
 from pipelines.encoding import encode_example
+from pipelines.records import Record
 from pipelines.rows import RowParser, RowRejected, reject_record
 from pipelines.splits import active_splits, assign_split, file_fractions
 from pipelines.statistics import SummaryFn
@@ -58,11 +59,14 @@ class BatchConverter:
         self.seed = recipe.data.split.seed
         self.summary_fn = SummaryFn(recipe.data.features, recipe.tasks)
 
-    def convert(self, lines: Sequence[tuple[str, str]]) -> ConvertedBatch:
+    def convert(self, lines: Sequence[tuple[str, Record]]) -> ConvertedBatch:
         """Parses, validates, splits and encodes ``lines`` and summarizes them.
 
         Args:
-            lines: ``(file, line)`` pairs; the file picks the header the line is read with.
+            lines: ``(file, record)`` pairs, as :func:`pipelines.records.read_records` yields
+                records: a ``str`` is a row; None a blank line (counted, not a row); a
+                :class:`~pipelines.records.BadRecord` a row rejected as it is. The file picks
+                the header the record is read with.
 
         Returns:
             A :class:`ConvertedBatch`.
@@ -73,14 +77,22 @@ class BatchConverter:
         seed = self.seed
         rows: dict[str, list[dict[str, Any]]] = {split: [] for split in self.fractions}
         rejects = []
+        blank = 0
         for path, line in lines:
+            if line.__class__ is not str:
+                if line is None:
+                    blank += 1
+                else:
+                    rejects.append({"file": path, "reason": line.reason, "kind": line.kind, "line": line.text})
+                continue
             try:
                 key, values = self._parser(path).parse_line(line)
             except RowRejected as reject:
                 rejects.append(reject_record(path, line, reject))
                 continue
             rows[assign_split(key, self.file_fractions[path], seed)].append(values)
-        summary = self.summary_fn.batch_summary(len(lines), rows, [r["kind"] for r in rejects])
+        summary = self.summary_fn.batch_summary(len(lines) - blank, rows, [r["kind"] for r in rejects],
+                                                blank_lines=blank, reasons=[r["reason"] for r in rejects])
         examples = {split: [encode_example(values) for values in split_rows] for split, split_rows in rows.items()}
         return ConvertedBatch(examples=examples, rejects=rejects, summary=summary)
 

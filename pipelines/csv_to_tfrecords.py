@@ -10,8 +10,9 @@ Output folder (``recipe.data.output_dir`` unless ``out_dir`` is given)::
 
     dataset.json                      the contract read by training and serving
     train-00000-of-00004.tfrecord.gz  (and validation-*, test-*): gzip TFRecords
-    rejects/rejects-00000-of-00001.jsonl  {"file", "reason", "kind", "line"} per bad line
+    rejects/rejects-00000-of-00001.jsonl  {"file", "reason", "kind", "line"} per bad record
     summary.json                      counts and statistics computed inside the pipeline
+    written.json                      records per output file, counted where each was written
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ class PreprocessResult:
     Attributes:
         spec: the written ``dataset.json``, as a :class:`DatasetSpec`.
         path: the path of ``dataset.json``.
-        rows_in: data lines read (header lines not counted).
-        rows_written: examples written, per split.
-        rows_rejected: lines set aside in the rejects file.
-        rejects_by_reason: rejected lines per reason kind.
+        rows_in: data records read (header and blank lines not counted).
+        rows_written: examples written to the shards, per split.
+        rows_rejected: records set aside in the rejects file.
+        rejects_by_reason: rejected records per reason kind.
+        blank_lines: blank lines skipped (not rows).
     """
 
     spec: DatasetSpec
@@ -54,12 +56,15 @@ class PreprocessResult:
     rows_written: dict[str, int]
     rows_rejected: int
     rejects_by_reason: dict[str, int]
+    blank_lines: int = 0
 
     def summary(self) -> str:
         """Rows in = written (per split) + rejected (per reason), and where dataset.json is."""
         written = ", ".join(f"{split} {n}" for split, n in self.rows_written.items())
+        blank = (f"; {self.blank_lines} blank line{'' if self.blank_lines == 1 else 's'} skipped"
+                 if self.blank_lines else "")
         lines = [f"rows in {self.rows_in} = written {sum(self.rows_written.values())} ({written}) "
-                 f"+ rejected {self.rows_rejected}"]
+                 f"+ rejected {self.rows_rejected}{blank}"]
         for reason, count in sorted(self.rejects_by_reason.items()):
             lines.append(f"  rejected {count}: {reason}")
         lines.append(f"dataset.json: {self.path}")
@@ -82,7 +87,7 @@ def build_pipeline(pipeline, recipe: Recipe, files: list[str], out_dir: str) -> 
     import apache_beam as beam
 
     from pipelines.transforms import (EXAMPLES, REJECTS, REJECTS_FILE, SUMMARIES, SUMMARY_FILE, ConvertRows,
-                                      ReadCsvBatches, ShardExamples, SummarizeBatches, WriteFiles,
+                                      ReadCsvBatches, ShardExamples, SummarizeBatches, WriteCounts, WriteFiles,
                                       example_files)
 
     headers = file_columns(files, recipe.data.source)
@@ -90,8 +95,9 @@ def build_pipeline(pipeline, recipe: Recipe, files: list[str], out_dir: str) -> 
     check_split_files(recipe.data.split, files)
     shards = recipe.data.shards
     names = [name for split in active_splits(recipe.data.split) for name in example_files(split, shards)]
+    source = recipe.data.source
     converted = (pipeline
-                 | "ReadCsv" >> ReadCsvBatches(files, skip_header=recipe.data.source.header)
+                 | "ReadCsv" >> ReadCsvBatches(files, skip_header=source.header, delimiter=source.delimiter)
                  | "Convert" >> ConvertRows(recipe, headers))
     examples = converted[EXAMPLES] | "Shard" >> ShardExamples(shards)
     rejects = converted[REJECTS] | "RejectLines" >> beam.Map(lambda reject: (REJECTS_FILE, [json.dumps(reject)]))
@@ -100,7 +106,8 @@ def build_pipeline(pipeline, recipe: Recipe, files: list[str], out_dir: str) -> 
                | "SummaryJson" >> beam.Map(lambda merged: (SUMMARY_FILE, [json.dumps(merged, sort_keys=True)])))
     _ = ((examples, rejects, summary)
          | "Outputs" >> beam.Flatten()
-         | "WriteFiles" >> WriteFiles(out_dir, [*names, REJECTS_FILE, SUMMARY_FILE]))
+         | "WriteFiles" >> WriteFiles(out_dir, [*names, REJECTS_FILE, SUMMARY_FILE])
+         | "CountWritten" >> WriteCounts(out_dir))
 
 
 def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = None) -> PreprocessResult:
@@ -119,13 +126,15 @@ def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = Non
     Raises:
         ValueError: a glob matches nothing, a file lacks a column, ``data.split.by_file`` has no
             rule for a file or a rule without a file, or a task has no labelled row in some
-            split (``dataset.json`` is still written, to inspect).
-        RuntimeError: the pipeline lost rows (rows in != written + rejected).
+            split (``dataset.json`` is still written, to inspect); when (nearly) every row was
+            rejected, the message says so first, with the main reasons.
+        RuntimeError: the pipeline lost or duplicated rows: the records read, the examples
+            the shards received and the records the rejects file received disagree.
     """
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.transforms import SUMMARY_FILE
+    from pipelines.transforms import COUNTS_FILE, SUMMARY_FILE
 
     out = Path(out_dir or recipe.data.output_dir)
     files = expand_sources(recipe.data.source.patterns)
@@ -137,27 +146,43 @@ def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = Non
         build_pipeline(pipeline, recipe, files, str(out))
     remove_temp_dirs(out)
     summary = json.loads((out / SUMMARY_FILE).read_text())
-    spec = dataset_spec(recipe, summary)
-    path = spec.write(out)
+    written, rejected = files_written(recipe, json.loads((out / COUNTS_FILE).read_text())["files"])
     counts = summary["counts"]
+    check_counts(counts["rows_in"], written, rejected)
+    spec = dataset_spec(recipe, summary, written)
+    path = spec.write(out)
     result = PreprocessResult(spec=DatasetSpec.read(path), path=path, rows_in=counts["rows_in"],
-                              rows_written=dict(counts["rows_written"]),
-                              rows_rejected=sum(counts["rows_rejected"].values()),
-                              rejects_by_reason=dict(counts["rows_rejected"]))
-    _check_counts(result)
+                              rows_written=written, rows_rejected=rejected,
+                              rejects_by_reason=dict(counts["rows_rejected"]),
+                              blank_lines=counts.get("blank_lines", 0))
     problems = spec.label_problems()
     if problems:
-        raise ValueError(f"{path} was written, but:\n" + "\n".join(problems))
+        raise ValueError("\n".join([*problems, result.summary()]))
     return result
+
+
+def files_written(recipe: Recipe, files: Mapping[str, int]) -> tuple[dict[str, int], int]:
+    """The examples the shards of each active split received and the records the rejects
+    file received, from ``written.json``'s ``{file name: records}``."""
+    from pipelines.transforms import REJECTS_FILE
+
+    written = {split: 0 for split in active_splits(recipe.data.split)}
+    for name, count in files.items():
+        split = name.split("-", 1)[0]
+        if name.endswith(".tfrecord.gz") and split in written:
+            written[split] += count
+    return written, files.get(REJECTS_FILE, 0)
 
 
 def clear_outputs(out: Path) -> None:
     """Removes what an earlier run left (shards, rejects, summary, dataset.json), nothing else."""
     from pipelines.transforms import SUMMARY_FILE
 
+    from pipelines.transforms import COUNTS_FILE
+
     if not out.is_dir():
         return
-    old = [out / "dataset.json", out / SUMMARY_FILE, *out.glob(REJECTS_PATTERN)]
+    old = [out / "dataset.json", out / SUMMARY_FILE, out / COUNTS_FILE, *out.glob(REJECTS_PATTERN)]
     for split in SPLIT_NAMES:
         old += out.glob(f"{split}-*.tfrecord.gz")
     for path in old:
@@ -173,28 +198,50 @@ def remove_temp_dirs(out: Path) -> None:
             temp.unlink(missing_ok=True)
 
 
-def _check_counts(result: PreprocessResult) -> None:
-    accounted = sum(result.rows_written.values()) + result.rows_rejected
-    if result.rows_in != accounted:
-        raise RuntimeError(f"rows in ({result.rows_in}) != rows written {result.rows_written} + rows "
-                           f"rejected ({result.rows_rejected}) = {accounted}; the pipeline lost rows")
+def check_counts(rows_in: int, rows_written: Mapping[str, int], rows_rejected: int) -> None:
+    """Fails unless every record read was written to a shard or to the rejects file, once.
+
+    Args:
+        rows_in: the records the conversion read (blank lines not counted).
+        rows_written: split -> the examples its shards received.
+        rows_rejected: the records the rejects file received.
+
+    Raises:
+        RuntimeError: naming the three numbers, when rows in != written + rejected.
+    """
+    written = sum(rows_written.values())
+    if rows_in != written + rows_rejected:
+        per_split = ", ".join(f"{split} {n}" for split, n in rows_written.items())
+        raise RuntimeError(f"rows in ({rows_in}) != examples written to the shards ({written}: {per_split}) + "
+                           f"records in the rejects file ({rows_rejected}) = {written + rows_rejected}; the "
+                           f"pipeline {'lost' if rows_in > written + rows_rejected else 'duplicated'} "
+                           f"{abs(rows_in - written - rows_rejected)} rows")
 
 
-def dataset_spec(recipe: Recipe, summary: Mapping[str, Any]) -> DatasetSpec:
-    """The ``dataset.json`` contents from the recipe and the pipeline's ``summary.json``."""
+def dataset_spec(recipe: Recipe, summary: Mapping[str, Any],
+                 written: Mapping[str, int] | None = None) -> DatasetSpec:
+    """The ``dataset.json`` contents from the recipe and the pipeline's ``summary.json``.
+
+    Args:
+        recipe: the recipe.
+        summary: the ``summary.json`` contents.
+        written: split -> examples in its shards; default the summary's counts.
+    """
     counts = summary["counts"]
-    written = counts["rows_written"]
+    written = counts["rows_written"] if written is None else written
     splits = list(active_splits(recipe.data.split))
     return DatasetSpec(
         name=recipe.name,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         rows_in=counts["rows_in"],
+        blank_lines=counts.get("blank_lines", 0),
         features=[_feature_spec(f, summary["statistics"][f.name]) for f in recipe.data.features],
         tasks=[_task_spec(t, summary["labels"], splits) for t in recipe.tasks],
         splits={s: SplitSpec(pattern=f"{s}-*.tfrecord.gz", num_examples=written.get(s, 0),
                              num_shards=recipe.data.shards) for s in splits},
         rejects=RejectsSpec(count=sum(counts["rows_rejected"].values()), location=REJECTS_PATTERN,
-                            by_reason=dict(sorted(counts["rows_rejected"].items()))),
+                            by_reason=dict(sorted(counts["rows_rejected"].items())),
+                            examples=dict(summary.get("reject_examples", {}))),
         split_key=recipe.data.split.key,
         source=recipe.data.source.patterns,
     )

@@ -10,19 +10,31 @@ Typed values: numeric ``float``; categorical ``str``; timestamp ``int`` epoch se
 sequence a ``list[float]`` of exactly ``length`` values (NaN for missing elements and the
 left padding); binary and regression labels ``float``; multiclass ``int`` class index;
 multilabel a ``list[float]`` multi-hot vector.
+
+Numbers: ``nan`` (any case) is a missing value, like an empty cell; ``inf``, ``-inf`` and
+anything beyond float32's range (``1e400``, ``1e39``) reject the row as ``not_finite``, since
+the examples store float32. Timestamps are integer epoch seconds (ASCII digits, an optional
+sign, within int64) or ISO-8601.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-from mtl_tf.recipe.schema import Recipe, Task
+from mtl_tf.recipe.schema import WHITESPACE_DELIMITER, Recipe, Task
 
-REJECT_KINDS = ("wrong_field_count", "unparsable_number", "below_min", "above_max",
-                "missing_required", "unparsable_timestamp", "label_not_allowed", "unknown_class")
+REJECT_KINDS = ("wrong_field_count", "unparsable_number", "not_finite", "below_min", "above_max",
+                "missing_required", "unparsable_timestamp", "label_not_allowed", "unknown_class",
+                "encoding", "unclosed_quote", "record_too_long", "malformed_csv")
+
+FLOAT32_MAX = 3.4028234663852886e38
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+_EPOCH_SECONDS = re.compile(r"[+-]?[0-9]+")
+_WHITESPACE_FIELD = re.compile(r'"((?:[^"]|"")*+)"(\S*+)|(\S++)')
 
 BINARY_VALUES = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0, "false": 0.0, "true": 1.0,
                  "no": 0.0, "yes": 1.0}
@@ -46,41 +58,76 @@ def reject_record(path: str, line: str, reject: RowRejected) -> dict[str, str]:
 
 
 def split_line(line: str, delimiter: str = ",") -> list[str]:
-    """The fields of one CSV line; quoted fields are handled by the csv module."""
+    """The fields of one CSV record; quoted fields (which may hold delimiters and line breaks)
+    are handled by the csv module.
+
+    With :data:`~mtl_tf.recipe.schema.WHITESPACE_DELIMITER` fields are separated by runs of
+    whitespace, leading and trailing whitespace ignored; a field that starts with a quote
+    runs to its closing quote.
+
+    Raises:
+        RowRejected: ``malformed_csv``, when the csv module cannot read the record.
+    """
+    if delimiter == WHITESPACE_DELIMITER:
+        return line.split() if '"' not in line else _split_whitespace_quoted(line)
     if '"' not in line:
         return line.split(delimiter)
-    return next(csv.reader([line], delimiter=delimiter), [])
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error as err:
+        raise RowRejected("malformed_csv", f"unreadable CSV record: {err}") from None
+
+
+def _split_whitespace_quoted(line: str) -> list[str]:
+    return [m[1].replace('""', '"') + m[2] if m[3] is None else m[3] for m in _WHITESPACE_FIELD.finditer(line)]
 
 
 def parse_number(text: str, column: str) -> float | None:
-    """A finite float, or None for an empty cell."""
+    """A float within float32's range, or None for an empty cell or ``nan``.
+
+    Raises:
+        RowRejected: ``unparsable_number`` for text that is not a number, ``not_finite`` for
+            an infinity or a number beyond float32's range.
+    """
     text = text.strip()
     if not text:
         return None
     try:
         value = float(text)
     except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise RowRejected("unparsable_number", f"unparsable number in '{column}': {text!r}")
+        raise RowRejected("unparsable_number", f"unparsable number in '{column}': {text!r}") from None
+    if value != value:
+        return None
+    if not -FLOAT32_MAX <= value <= FLOAT32_MAX:
+        raise RowRejected("not_finite", f"not a finite number in '{column}': {text!r} (numbers are stored as "
+                          "float32, within +-3.4e38)")
     return value
 
 
 def parse_timestamp(text: str, column: str) -> int | None:
-    """Epoch seconds from integer seconds or ISO-8601 (a naive time is UTC); None when empty."""
+    """Epoch seconds from integer seconds or ISO-8601 (a naive time is UTC); None when empty.
+
+    Raises:
+        RowRejected: ``unparsable_timestamp`` for anything else, or a time outside int64 seconds.
+    """
     text = text.strip()
     if not text:
         return None
-    if text.lstrip("-").isdigit():
-        return int(text)
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        if _EPOCH_SECONDS.fullmatch(text):
+            seconds = int(text)
+        else:
+            moment = datetime.fromisoformat(text)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            seconds = int(moment.timestamp())
+    except (ValueError, OverflowError):
         raise RowRejected("unparsable_timestamp", f"unparsable timestamp in '{column}': {text!r} "
                           "(allowed: ISO-8601 or integer epoch seconds)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp())
+    if not INT64_MIN <= seconds <= INT64_MAX:
+        raise RowRejected("unparsable_timestamp", f"timestamp out of range in '{column}': {text!r} "
+                          "(epoch seconds must fit in int64)")
+    return seconds
 
 
 def parse_category(text: str, column: str) -> str | None:
@@ -111,7 +158,7 @@ def _binary(text: str, column: str) -> float | None:
     value = BINARY_VALUES.get(text.lower())
     if value is None:
         raise RowRejected("label_not_allowed", f"label value not allowed in '{column}': {text!r} "
-                          f"(allowed: {BINARY_ALLOWED})")
+                          f"(allowed: {BINARY_ALLOWED}; other values need the task's 'positive' list)")
     return value
 
 

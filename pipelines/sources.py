@@ -6,14 +6,14 @@ after a long job; these checks fail in a second with one line that names the pro
 
 from __future__ import annotations
 
-import csv
 import glob
 import os
 from typing import Mapping, Sequence
 
 from mtl_tf.errors import did_you_mean
-from mtl_tf.recipe.schema import Recipe, Source
-from pipelines.rows import required_columns, split_line
+from mtl_tf.recipe.schema import WHITESPACE_DELIMITER, Recipe, Source
+from pipelines.records import BadRecord, first_record, read_records
+from pipelines.rows import RowRejected, required_columns, split_line
 
 
 def is_remote(path: str) -> bool:
@@ -44,19 +44,42 @@ def _match(pattern: str) -> list[str]:
 
 
 def read_header(path: str, delimiter: str = ",") -> list[str]:
-    """The column names on the first line of a CSV file (compressed files are read too)."""
-    from apache_beam.io.filesystems import FileSystems
+    """The column names on the first line of a CSV file (compressed files are read too).
 
-    with FileSystems.open(path) as handle:
-        first = handle.readline().decode("utf-8-sig")
+    Raises:
+        ValueError: the file has no header line, it is not UTF-8, or it names a column twice.
+    """
+    first = _first_line(path, delimiter)
     if not first.strip():
         raise ValueError(f"{path}: the file has no header line; a CSV source starts with the column names")
-    return [name.strip() for name in next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter))]
+    try:
+        names = [name.strip() for name in split_line(first, delimiter)]
+    except RowRejected as err:
+        raise ValueError(f"{path}: the header line cannot be read: {err.message}") from None
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ValueError(f"{path}: the header names column {name!r} twice (columns {seen[name] + 1} and {i + 1}); "
+                             "column names must be unique")
+        seen[name] = i
+    return names
 
 
 def read_headers(files: Sequence[str], delimiter: str = ",") -> dict[str, list[str]]:
-    """File -> its column names, so files may order their columns differently."""
-    return {path: read_header(path, delimiter) for path in files}
+    """File -> its column names, so files may order their columns differently.
+
+    Raises:
+        ValueError: one line per file whose header cannot be used (see :func:`read_header`).
+    """
+    headers, problems = {}, []
+    for path in files:
+        try:
+            headers[path] = read_header(path, delimiter)
+        except ValueError as err:
+            problems.append(str(err))
+    if problems:
+        raise ValueError("\n".join(problems))
+    return headers
 
 
 def file_columns(files: Sequence[str], source: Source) -> dict[str, list[str]]:
@@ -64,41 +87,122 @@ def file_columns(files: Sequence[str], source: Source) -> dict[str, list[str]]:
 
     Raises:
         ValueError: a headerless file's first line has another number of fields than
-            ``source.columns`` names (one line per such file).
+            ``source.columns`` names (one line per such file, with the delimiter the line
+            looks like it uses, if one fits).
     """
     if source.header:
         return read_headers(files, source.delimiter)
     columns = list(source.columns or [])
     problems = []
     for path in files:
-        count = len(split_line(_first_line(path), source.delimiter))
+        first = _first_data_record(path, source.delimiter)
+        if first is None:
+            continue
+        count = len(split_line(first, source.delimiter))
         if count != len(columns):
+            fits = [d for d in _other_delimiters(source.delimiter) if len(split_line(first, d)) == len(columns)]
+            hint = f"; it looks {_delimiter_name(fits[0])}-delimited: {_set_delimiter(fits[0])}" if fits else ""
             problems.append(f"data.source.columns names {len(columns)} columns, but the first line of {path} "
-                            f"has {count} fields (delimiter {source.delimiter!r})")
+                            f"has {count} fields (delimiter {source.delimiter!r}){hint}")
     if problems:
         raise ValueError("\n".join(problems))
     return {path: columns for path in files}
 
 
-def _first_line(path: str) -> str:
+def _first_line(path: str, delimiter: str = ",") -> str:
+    """The first record of a file, decoded (without a BOM or its line ending)."""
     from apache_beam.io.filesystems import FileSystems
 
     with FileSystems.open(path) as handle:
-        return handle.readline().decode("utf-8-sig").rstrip("\r\n")
+        try:
+            raw = first_record(handle, delimiter)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: the first line is not UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1}); "
+                         "input must be UTF-8: re-encode the file, e.g. iconv -f latin1 -t utf-8") from None
+
+
+def _first_data_record(path: str, delimiter: str) -> str | None:
+    """The first record of a headerless file that is not a blank line; None if there is none."""
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as handle:
+        for record in read_records(handle, 0, None, delimiter):
+            if isinstance(record, BadRecord):
+                raise ValueError(f"{path}: the first line cannot be read: {record.reason}")
+            if record is not None:
+                return record
+    return None
+
+
+# Delimiters a header is tried with when the recipe's leaves columns missing; whitespace last,
+# since column names may hold spaces.
+CANDIDATE_DELIMITERS = (",", ";", "\t", "|", WHITESPACE_DELIMITER)
+
+
+def _other_delimiters(delimiter: str) -> list[str]:
+    return [d for d in CANDIDATE_DELIMITERS if d != delimiter]
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {"\t": "tab", WHITESPACE_DELIMITER: "whitespace"}.get(delimiter, repr(delimiter))
+
+
+def _set_delimiter(delimiter: str) -> str:
+    """The recipe line that sets ``delimiter``, quoted as YAML reads it back."""
+    value = {"\t": '"\\t"', WHITESPACE_DELIMITER: "'\\s+'"}.get(delimiter, repr(delimiter))
+    return f"set data.source.delimiter: {value}"
+
+
+def guess_delimiter(header: Sequence[str], delimiter: str, wanted: Sequence[str]) -> str | None:
+    """Another delimiter under which the header line names more of the ``wanted`` columns, or None.
+
+    Args:
+        header: the column names as read with ``delimiter``.
+        delimiter: the recipe's delimiter.
+        wanted: the columns the recipe reads.
+    """
+    line = (" " if delimiter == WHITESPACE_DELIMITER else delimiter).join(header)
+    found = sum(column in header for column in wanted)
+    best, best_found = None, found
+    for other in _other_delimiters(delimiter):
+        names = [name.strip() for name in split_line(line, other)]
+        count = sum(column in names for column in wanted)
+        if count > best_found and len(names) > len(header):
+            best, best_found = other, count
+    return best
 
 
 def check_headers(recipe: Recipe, headers: Mapping[str, Sequence[str]]) -> None:
     """Fails with one line per missing column if a file lacks a column the recipe reads.
 
+    When the header line reads as more of the recipe's columns with another delimiter, the
+    file gets one line saying so instead (a wrong delimiter leaves every column missing).
+
     Raises:
         ValueError: names the column, what it is for, the file, a close column name if any
-            and the columns present.
+            and the columns present; or the file, its header and the delimiter it looks like.
     """
     problems = []
+    required = required_columns(recipe)
+    delimiter = recipe.data.source.delimiter
     for path, header in headers.items():
-        for column, role in required_columns(recipe):
-            if column not in header:
-                problems.append(f"{role}: column '{column}' is missing from {path}"
-                                f"{did_you_mean(column, header)}; columns present: {', '.join(header)}")
+        missing = [(column, role) for column, role in required if column not in header]
+        if not missing:
+            continue
+        guess = guess_delimiter(header, delimiter, [column for column, _ in required])
+        if guess is not None:
+            shown = (" " if delimiter == WHITESPACE_DELIMITER else delimiter).join(header)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            plural = "" if len(header) == 1 else "s"
+            problems.append(f"the header of {path} has {len(header)} column{plural} {shown!r} with delimiter "
+                            f"{delimiter!r}; it looks {_delimiter_name(guess)}-delimited: {_set_delimiter(guess)}")
+            continue
+        for column, role in missing:
+            problems.append(f"{role}: column '{column}' is missing from {path}"
+                            f"{did_you_mean(column, header)}; columns present: {', '.join(header)}")
     if problems:
         raise ValueError("\n".join(problems))

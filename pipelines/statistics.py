@@ -272,9 +272,11 @@ class SummaryFn(beam.CombineFn):
     A partial summary (see :meth:`batch_summary`) holds one batch's row counts, its feature
     statistics accumulator (train rows only) and its label counts per split; merging them is
     cheap, so a pipeline sends one partial per batch instead of one element per row.
-    The output is ``{"counts": {"rows_in", "rows_written": {split: n}, "rows_rejected":
-    {kind: n}}, "statistics": {feature: stats}, "labels": {split: {task: counts}}}``, where
-    only splits that received rows and reject kinds that occurred appear.
+    The output is ``{"counts": {"rows_in", "blank_lines", "rows_written": {split: n},
+    "rows_rejected": {kind: n}}, "reject_examples": {kind: reason}, "statistics": {feature:
+    stats}, "labels": {split: {task: counts}}}``, where only splits that received rows and
+    reject kinds that occurred appear; ``reject_examples`` holds one reason per kind (the
+    first in sort order, so every run picks the same one).
 
     Args:
         features: the recipe features (statistics are computed on the train split).
@@ -286,24 +288,32 @@ class SummaryFn(beam.CombineFn):
         self.labels = LabelCountsFn(tasks)
 
     def create_accumulator(self) -> dict[str, Any]:
-        return {"rows_in": 0, "written": {}, "rejected": {}, "statistics": self.features.create_accumulator(),
-                "labels": {}}
+        return {"rows_in": 0, "blank": 0, "written": {}, "rejected": {}, "examples": {},
+                "statistics": self.features.create_accumulator(), "labels": {}}
 
     def batch_summary(self, rows_in: int, rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]],
-                      reject_kinds: Sequence[str]) -> dict[str, Any]:
+                      reject_kinds: Sequence[str], blank_lines: int = 0,
+                      reasons: Sequence[str] | None = None) -> dict[str, Any]:
         """The partial summary of one batch.
 
         Args:
-            rows_in: lines read in the batch.
+            rows_in: records read in the batch (blank lines not counted).
             rows_by_split: split -> the parsed values of the rows assigned to it.
-            reject_kinds: the reason kind of every rejected line of the batch.
+            reject_kinds: the reason kind of every rejected record of the batch.
+            blank_lines: blank lines skipped in the batch.
+            reasons: the reason of every rejected record, in the order of ``reject_kinds``.
 
         Returns:
             An accumulator of this CombineFn.
         """
         acc = self.create_accumulator()
         acc["rows_in"] = rows_in
+        acc["blank"] = blank_lines
         acc["rejected"] = dict(Counter(reject_kinds))
+        examples = acc["examples"]
+        for kind, reason in zip(reject_kinds, reasons or ()):
+            if kind not in examples or reason < examples[kind]:
+                examples[kind] = reason
         for split, rows in rows_by_split.items():
             if not rows:
                 continue
@@ -320,6 +330,13 @@ class SummaryFn(beam.CombineFn):
         accumulators = list(accumulators) or [self.create_accumulator()]
         merged = accumulators[0]  # updated in place, as Beam allows for the first one
         merged["rows_in"] = sum(acc["rows_in"] for acc in accumulators)
+        merged["blank"] = sum(acc["blank"] for acc in accumulators)
+        examples: dict[str, str] = {}
+        for acc in accumulators:
+            for kind, reason in acc["examples"].items():
+                if kind not in examples or reason < examples[kind]:
+                    examples[kind] = reason
+        merged["examples"] = examples
         for field in ("written", "rejected"):
             totals: Counter = Counter()
             for acc in accumulators:
@@ -332,7 +349,8 @@ class SummaryFn(beam.CombineFn):
         return merged
 
     def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
-        return {"counts": {"rows_in": acc["rows_in"], "rows_written": dict(acc["written"]),
+        return {"counts": {"rows_in": acc["rows_in"], "blank_lines": acc["blank"], "rows_written": dict(acc["written"]),
                            "rows_rejected": dict(acc["rejected"])},
+                "reject_examples": dict(sorted(acc["examples"].items())),
                 "statistics": self.features.extract_output(acc["statistics"]),
                 "labels": {split: self.labels.extract_output(counts) for split, counts in acc["labels"].items()}}

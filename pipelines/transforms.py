@@ -10,17 +10,22 @@ summarizes a whole batch of lines in one call (:class:`pipelines.batches.BatchCo
 and emits one list of examples per split and one partial summary per batch. A per-row
 element through each of those steps would cost the engine more than the work itself.
 
-Counters (namespace ``mtl_tf``): ``rows_in``, ``rows_written``, ``rows_written_<split>``,
-``rows_rejected``, ``rows_rejected_<reason kind>``, incremented once per batch. Some runners
-do not report counters, so the same numbers are also computed as data by
-:class:`SummarizeBatches` and written to ``summary.json``.
+Counters (namespace ``mtl_tf``): ``rows_in``, ``blank_lines``, ``rows_written``,
+``rows_written_<split>``, ``rows_rejected``, ``rows_rejected_<reason kind>``, incremented once
+per batch. Some runners do not report counters, so the same numbers are also computed as
+data by :class:`SummarizeBatches` and written to ``summary.json``; the records each output
+file received, counted where the file is written, go to ``written.json``
+(:class:`WriteCounts`), so the driver can check rows in = written + rejected against counts
+made apart from the summary.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import uuid
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -30,6 +35,7 @@ from apache_beam.metrics import Metrics
 from mtl_tf.recipe.schema import Feature, Recipe, Task
 from pipelines.batches import BatchConverter
 from pipelines.encoding import tfrecord_frames
+from pipelines.records import next_state, range_states, read_records
 from pipelines.rows import REJECT_KINDS
 from pipelines.statistics import SummaryFn
 
@@ -38,6 +44,7 @@ EXAMPLES = "examples"
 REJECTS = "rejects"
 SUMMARIES = "summaries"
 SUMMARY_FILE = "summary.json"
+COUNTS_FILE = "written.json"
 REJECTS_DIR = "rejects"
 REJECTS_FILE = f"{REJECTS_DIR}/rejects-00000-of-00001.jsonl"
 BATCH_SIZE = 1000
@@ -70,36 +77,68 @@ def file_ranges(path: str, range_bytes: int) -> list[tuple[str, int, int | None]
     return [(path, start, min(start + range_bytes, size)) for start in range(0, max(size, 1), range_bytes)]
 
 
-class ReadRangeFn(beam.DoFn):
-    """``(path, start, end)`` -> lists of up to ``batch_size`` ``(path, line)`` pairs.
+def _ranges(path: str, range_bytes: int) -> list[tuple[str, int, int | None, bool]]:
+    """:func:`file_ranges` of a file, each with whether it is the file's last."""
+    ranges = file_ranges(path, range_bytes)
+    return [(path, start, end, i == len(ranges) - 1) for i, (path, start, end) in enumerate(ranges)]
 
-    A range reads the lines that start in ``[start, end)``, so adjacent ranges read every
-    line exactly once; the header line (the first line) is skipped unless ``skip_header``
-    is false. Lines are decoded as UTF-8 without their ``\\n`` or ``\\r\\n`` ending, as
-    Beam's text reader gives them.
+
+class ProbeRangeFn(beam.DoFn):
+    """``(path, start, end, last)`` -> ``(path, (start, end, transfer))``: how the range passes on
+    the quote state (:func:`pipelines.records.next_state`).
+
+    ``transfer`` is ``(state after the range if it begins at a record start, state after it
+    if it begins inside a quoted field)``; the first range only begins at a record start and
+    the last one passes nothing on, so their unused entries are None and they read nothing.
     """
 
-    def __init__(self, batch_size: int, skip_header: bool = True):
+    def __init__(self, delimiter: str, skip_header: bool = True):
+        self.delimiter, self.skip_header = delimiter, skip_header
+
+    def process(self, element: tuple[str, int, int | None, bool]):
+        path, start, end, last = element
+        if last or end is None:
+            yield path, (start, end, None)
+            return
+        with FileSystems.open(path) as handle:
+            states = [next_state(handle, start, end, self.delimiter, in_quotes, self.skip_header)
+                      for in_quotes in ((False, True) if start > 0 else (False,))]
+        yield path, (start, end, (states[0], states[1] if start > 0 else None))
+
+
+def _range_starts(element: tuple[str, Iterable[tuple[int, int | None, Any]]]):
+    """``(path, probes)`` -> ``(path, start, end, in_quotes)`` for each range of the file."""
+    path, probes = element
+    probes = list(probes)
+    ends = {start: end for start, end, _ in probes}
+    for start, in_quotes in range_states([(start, transfer) for start, _, transfer in probes]):
+        yield path, start, ends[start], in_quotes
+
+
+class ReadRangeFn(beam.DoFn):
+    """``(path, start, end, in_quotes)`` -> lists of up to ``batch_size`` ``(path, record)`` pairs.
+
+    A range reads the records that start in ``[start, end)``, finishing the last one past
+    ``end`` if a quoted field runs on; when ``in_quotes``, its first line continues a record
+    of the range before, and is skipped up to that record's end. So adjacent ranges read
+    every record exactly once. The header record (the first) is skipped unless
+    ``skip_header`` is false. Records are as :func:`pipelines.records.read_records` yields
+    them: text without the final line ending, None for a blank line, a
+    :class:`~pipelines.records.BadRecord` for one that cannot be a row.
+    """
+
+    def __init__(self, batch_size: int, skip_header: bool = True, delimiter: str = ","):
         self.batch_size = batch_size
         self.skip_header = skip_header
+        self.delimiter = delimiter
 
-    def process(self, element: tuple[str, int, int | None]):
-        path, start, end = element
+    def process(self, element: tuple):
+        path, start, end, *rest = element
+        in_quotes = bool(rest and rest[0])
         batch = []
         with FileSystems.open(path) as handle:
-            if start == 0:
-                position = len(handle.readline()) if self.skip_header else 0
-            else:
-                # From one byte before the range: a line that starts exactly at ``start``
-                # follows a newline there, which this readline consumes.
-                handle.seek(start - 1)
-                position = start - 1 + len(handle.readline())
-            while end is None or position < end:
-                raw = handle.readline()
-                if not raw:
-                    break
-                position += len(raw)
-                batch.append((path, _strip_newline(raw).decode("utf-8")))
+            for record in read_records(handle, start, end, self.delimiter, in_quotes, self.skip_header):
+                batch.append((path, record))
                 if len(batch) == self.batch_size:
                     yield batch
                     batch = []
@@ -107,49 +146,51 @@ class ReadRangeFn(beam.DoFn):
             yield batch
 
 
-def _strip_newline(raw: bytes) -> bytes:
-    if raw.endswith(b"\r\n"):
-        return raw[:-2]
-    return raw[:-1] if raw.endswith(b"\n") else raw
-
-
 class ReadCsvBatches(beam.PTransform):
-    """Lists of ``(file, line)`` for the data lines of the files (header lines skipped).
+    """Lists of ``(file, record)`` for the data records of the files (header records skipped).
 
-    Lines come in lists of up to ``batch_size``, so the rows cross the pipeline's steps a
-    batch at a time. Large uncompressed files are read in byte ranges in parallel;
-    compressed files (``.gz``, ``.bz2``) are read whole.
+    Records come in lists of up to ``batch_size``, so the rows cross the pipeline's steps a
+    batch at a time. Large uncompressed files are read in byte ranges in parallel, each range
+    first scanned for whether it begins inside a quoted field (a record with line breaks
+    that crosses the range boundary); compressed files (``.gz``, ``.bz2``) are read whole.
 
     Args:
         files: the file paths (not globs), e.g. from :func:`pipelines.sources.expand_sources`.
-        batch_size: lines per list.
+        batch_size: records per list.
         range_bytes: the size of the byte ranges files are split into.
-        skip_header: the first line of each file names the columns and is not data.
+        skip_header: the first record of each file names the columns and is not data.
+        delimiter: the field delimiter (it tells where a quoted field may open).
     """
 
     def __init__(self, files: Sequence[str], batch_size: int = BATCH_SIZE, range_bytes: int = RANGE_BYTES,
-                 skip_header: bool = True):
+                 skip_header: bool = True, delimiter: str = ","):
         super().__init__()
         if batch_size < 1 or range_bytes < 1:
             raise ValueError(f"batch_size and range_bytes must be at least 1; received {batch_size!r} and "
                              f"{range_bytes!r}")
         self.files = [normalize_path(f) for f in files]
         self.batch_size, self.range_bytes, self.skip_header = batch_size, range_bytes, skip_header
+        self.delimiter = delimiter
 
     def expand(self, pbegin):
         range_bytes = self.range_bytes
         return (pbegin
                 | "Files" >> beam.Create(self.files)
-                | "Ranges" >> beam.FlatMap(lambda path: file_ranges(path, range_bytes))
+                | "Ranges" >> beam.FlatMap(lambda path: _ranges(path, range_bytes))
+                | "SpreadProbes" >> beam.Reshuffle()
+                | "Probe" >> beam.ParDo(ProbeRangeFn(self.delimiter, self.skip_header))
+                | "ByFile" >> beam.GroupByKey()
+                | "Chain" >> beam.FlatMap(_range_starts)
                 | "Spread" >> beam.Reshuffle()
-                | "Read" >> beam.ParDo(ReadRangeFn(self.batch_size, self.skip_header)))
+                | "Read" >> beam.ParDo(ReadRangeFn(self.batch_size, self.skip_header, self.delimiter)))
 
 
 class ConvertBatchFn(beam.DoFn):
-    """A batch of ``(file, line)`` -> ``(split, [serialized tf.Example])`` per split with rows,
+    """A batch of ``(file, record)`` -> ``(split, [serialized tf.Example])`` per split with rows,
     the reject dicts on ``rejects`` and one partial summary on ``summaries``.
 
-    A reject is ``{"file", "reason", "kind", "line"}`` with the original line text.
+    A reject is ``{"file", "reason", "kind", "line"}`` with the original record text (bytes
+    that are not UTF-8 escaped as ``\\xNN``).
 
     Args:
         recipe: the recipe.
@@ -165,12 +206,15 @@ class ConvertBatchFn(beam.DoFn):
         self.converter = BatchConverter(self.recipe, self.headers)
         counter = lambda name: Metrics.counter(NAMESPACE, name)  # noqa: E731
         self.rows_in, self.rejected, self.written = counter("rows_in"), counter("rows_rejected"), counter("rows_written")
+        self.blank_lines = counter("blank_lines")
         self.written_by_split = {split: counter(f"rows_written_{split}") for split in self.converter.fractions}
         self.rejected_by_kind = {kind: counter(f"rows_rejected_{kind}") for kind in REJECT_KINDS}
 
     def process(self, lines: Sequence[tuple[str, str]]):
         batch = self.converter.convert([(self._path(path), line) for path, line in lines])
-        self.rows_in.inc(len(lines))
+        self.rows_in.inc(batch.summary["rows_in"])
+        if batch.summary["blank"]:
+            self.blank_lines.inc(batch.summary["blank"])
         for split, examples in batch.examples.items():
             if examples:
                 self.written.inc(len(examples))
@@ -309,7 +353,10 @@ class JoinPartsFn(beam.DoFn):
     The parts' bytes are joined in the order of their paths (a gzip file may hold several
     gzip members one after the other; TFRecord readers read them as one stream). The file is
     built under a temporary name and renamed when complete, so a retried or failed bundle
-    never leaves half a file; a name without parts becomes an empty file.
+    never leaves half a file; a name without parts becomes an empty file. The parts are
+    deleted only once the file is in place: a failure before that leaves them for a retry,
+    and one in deleting them leaves only ``beam-temp-*`` files, which
+    :func:`pipelines.csv_to_tfrecords.remove_temp_dirs` clears.
     """
 
     def __init__(self, out_dir: str):
@@ -330,8 +377,13 @@ class JoinPartsFn(beam.DoFn):
                 for path, _ in parts:
                     with FileSystems.open(path, compression_type=raw) as part:
                         handle.write(part.read())
-            FileSystems.delete([path for path, _ in parts])
         FileSystems.rename([temp], [final])
+        if parts:
+            try:
+                FileSystems.delete([path for path, _ in parts])
+            except Exception as err:  # the file is complete: leftover parts are cleared later
+                logging.warning("%s is written, but its part files could not be deleted (%s); they are "
+                                "beam-temp-* files beside it", final, err)
         yield name, sum(count for _, count in parts)
 
 
@@ -366,3 +418,31 @@ class WriteFiles(beam.PTransform):
                 | "Gather" >> beam.Flatten()
                 | "ByFile" >> beam.GroupByKey()
                 | "Join" >> beam.ParDo(JoinPartsFn(self.out_dir)))
+
+
+def _write_counts(counts: Mapping[str, int], path: str) -> None:
+    folder, base = FileSystems.split(path)
+    temp = FileSystems.join(folder, f"beam-temp-{uuid.uuid4().hex}-{base}")
+    with FileSystems.create(temp) as handle:
+        handle.write(json.dumps({"files": dict(sorted(counts.items()))}, indent=1).encode("utf-8") + b"\n")
+    FileSystems.rename([temp], [path])
+
+
+class WriteCounts(beam.PTransform):
+    """``(file name, records)`` from :class:`WriteFiles` -> ``out_dir/written.json``:
+    ``{"files": {name: records}}``, what each output file received, counted by the step that
+    wrote it.
+
+    Args:
+        out_dir: the output folder.
+    """
+
+    def __init__(self, out_dir: str):
+        super().__init__()
+        self.out_dir = out_dir
+
+    def expand(self, written):
+        path = FileSystems.join(self.out_dir, COUNTS_FILE)
+        return (written
+                | "ToDict" >> beam.combiners.ToDict()
+                | "Write" >> beam.Map(_write_counts, path))

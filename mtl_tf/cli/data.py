@@ -85,7 +85,8 @@ def describe(dataset: str) -> None:
     from mtl_tf.data.spec import DatasetSpec
 
     spec = DatasetSpec.read(dataset)
-    click.echo(f"{spec.name}: {spec.rows_in} rows in, {spec.rejects.count} rejected")
+    blank = f", {spec.blank_lines} blank lines skipped" if spec.blank_lines else ""
+    click.echo(f"{spec.name}: {spec.rows_in} rows in, {spec.rejects.count} rejected{blank}")
     for split, info in spec.splits.items():
         click.echo(f"  {split}: {info.num_examples} examples in {info.num_shards} shards")
     for task in spec.tasks:

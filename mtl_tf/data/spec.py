@@ -42,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 FILE_NAME = "dataset.json"
+NEARLY_ALL_REJECTED = 0.9
 
 
 class _Spec(BaseModel):
@@ -228,6 +229,7 @@ class RejectsSpec(_Spec):
     count: int = 0
     location: str | None = Field(None, description="glob relative to the dataset.json folder")
     by_reason: dict[str, int] = Field(default_factory=dict)
+    examples: dict[str, str] = Field(default_factory=dict, description="one reason per reason kind")
 
 
 class DatasetSpec(_Spec):
@@ -235,6 +237,7 @@ class DatasetSpec(_Spec):
     name: str
     created: str
     rows_in: int
+    blank_lines: int = Field(0, description="blank lines skipped; not rows, so not in rows_in")
     features: list[FeatureSpec]
     tasks: list[TaskSpec]
     splits: dict[str, SplitSpec]
@@ -289,6 +292,9 @@ class DatasetSpec(_Spec):
         """One message per task and split where the task has no labelled row.
 
         Such a task cannot be trained (train) or evaluated (validation, test) on that split.
+        When that is because no rows, or (nearly) no rows, were kept, one message saying so
+        (:meth:`rejects_problem`) comes first, and replaces the per-task messages when no
+        example was written at all: they would all say the same thing.
         """
         problems = []
         for task in self.tasks:
@@ -296,7 +302,26 @@ class DatasetSpec(_Spec):
                 if task.labelled.get(split, 0) == 0:
                     problems.append(f"task '{task.name}' has no labelled rows in split '{split}' "
                                     f"(0 of {info.num_examples} rows)")
-        return problems
+        cause = self.rejects_problem() if problems else None
+        if cause is None:
+            return problems
+        written = sum(split.num_examples for split in self.splits.values())
+        return [cause] if written == 0 else [cause, *problems]
+
+    def rejects_problem(self, share: float = NEARLY_ALL_REJECTED) -> str | None:
+        """A message when no rows were read, or at least ``share`` of them were rejected:
+        how many, the main reasons with their counts and an example of each; else None."""
+        if self.rows_in == 0:
+            blank = f" ({self.blank_lines} blank lines)" if self.blank_lines else ""
+            return f"no data rows were read{blank} from {', '.join(self.source) or 'the source'}"
+        if self.rejects.count < share * self.rows_in:
+            return None
+        top = sorted(self.rejects.by_reason.items(), key=lambda item: (-item[1], item[0]))[:3]
+        reasons = "; ".join(f"{kind} {n}" + (f" (e.g. {self.rejects.examples[kind]})"
+                                              if kind in self.rejects.examples else "") for kind, n in top)
+        which = "all" if self.rejects.count == self.rows_in else f"{self.rejects.count} of"
+        where = f"; they are in {self.rejects.location}" if self.rejects.location else ""
+        return f"{which} {self.rows_in} rows were rejected: {reasons}{where}"
 
     def label_warnings(self) -> list[str]:
         """One message per classification task and split whose labelled rows hold one class.

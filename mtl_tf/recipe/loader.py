@@ -71,7 +71,10 @@ def apply_override(raw: dict, item: str) -> None:
     if "=" not in item:
         raise RecipeError(f"--set expects KEY=VALUE, e.g. training.epochs=3; received {item!r}")
     key, text = item.split("=", 1)
-    value = yaml.safe_load(text) if text.strip() else None
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as err:
+        raise RecipeError(_yaml_override_error(key.strip(), text, err)) from None
     parts = key.strip().split(".")
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
@@ -81,6 +84,16 @@ def apply_override(raw: dict, item: str) -> None:
         node[_index(node, last, key)] = value
     else:
         node[last] = value
+
+
+def _yaml_override_error(key: str, text: str, err: yaml.YAMLError) -> str:
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    message = f"--set {key}: the value {text} is not valid YAML ({problem})"
+    inner = text.strip()
+    if "escape" in problem and len(inner) > 1 and inner[0] == inner[-1] == '"':
+        return (f"{message}; in double quotes a backslash starts an escape: write the value bare, "
+                f"--set '{key}={inner[1:-1]}', or in single quotes")
+    return f"{message}; put the value in single quotes inside the shell's quotes, e.g. --set \"{key}='{inner}'\""
 
 
 def _child(node: Any, part: str, where: str, create: bool) -> Any:

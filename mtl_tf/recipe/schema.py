@@ -28,6 +28,8 @@ DERIVED_LABELS = ("class_presence", "boundaries", "box_count")
 _IMAGE_KEYS = ("height", "width", "channels", "encoding", "resize", "min_height", "min_width")
 SPLIT_NAMES = ("train", "validation", "test")
 MAIN_DATASET = "data"
+WHITESPACE_DELIMITER = r"\s+"
+WHITESPACE_ALIASES = (WHITESPACE_DELIMITER, "whitespace")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -148,7 +150,8 @@ class Source(Strict):
 
     kind: Literal["csv"] = "csv"
     path: str | list[str]
-    delimiter: str = ","
+    delimiter: str = Field(",", description="one character, or '\\s+' (alias 'whitespace'): runs of spaces and "
+                                            "tabs, leading and trailing ones ignored")
     header: bool = Field(True, description="the first line of every file names the columns; "
                                            "false: data.source.columns names them and every line is data")
     columns: list[str] | None = Field(None, description="the column names, in file order, of files "
@@ -156,6 +159,18 @@ class Source(Strict):
     na_values: list[str] = Field(default_factory=list,
                                  description="cell values that mean missing in every column read, "
                                              "compared without surrounding spaces, e.g. ['?']")
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character_or_whitespace(cls, value: str) -> str:
+        if value in WHITESPACE_ALIASES:
+            return WHITESPACE_DELIMITER
+        if len(value) == 1 and value not in '"\r\n':
+            return value
+        hint = ' (a tab is "\\t" in double quotes in YAML; in single quotes it is a backslash and a t)' \
+            if value == "\\t" else ""
+        raise ValueError(f"must be one character other than a quote or a line break (e.g. ',', ';', '|', \"\\t\"), or "
+                         f"'\\s+' (alias 'whitespace') for runs of spaces and tabs; received {value!r}{hint}")
 
     @model_validator(mode="after")
     def _columns_with_header(self) -> "Source":

@@ -68,6 +68,13 @@ def test_unknown_optimizer_lists_known():
     one_line_error(result, "training.optimizer", "adamm", "adamw")
 
 
+def test_an_override_that_is_not_valid_yaml_is_one_line_naming_it():
+    result = invoke("recipes", "validate", RECIPE, "--set", 'data.source.delimiter="\\s+"')
+    one_line_error(result, "--set data.source.delimiter", "not valid YAML", "unknown escape",
+                   "--set 'data.source.delimiter=\\s+'")
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_show_applies_overrides():
     result = invoke("recipes", "show", RECIPE, "--set", "training.epochs=9")
     assert result.exit_code == 0, result.output
@@ -99,6 +106,21 @@ def test_preprocess_missing_feature_column(workdir):
     recipe = small_recipe(workdir)
     result = invoke("data", "preprocess", recipe, "--set", "data.features.0.column=acount_age")
     one_line_error(result, "acount_age")
+
+
+def test_preprocess_where_every_row_is_rejected_says_so_with_the_reasons(workdir):
+    raw = workdir / "raw"
+    raw.mkdir()
+    (raw / "a.csv").write_text("user,amount,income\n" + "".join(f"u{i},{i},{'>50K' if i % 2 else '<=50K'}\n"
+                                                                for i in range(8)))
+    recipe = workdir / "census.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "census_like", "data": {"source": {"path": "raw/*.csv"}, "output_dir": "out", "split": {"key": "user"},
+                                        "features": [{"name": "amount", "kind": "numeric"}]},
+        "tasks": [{"name": "rich", "type": "binary", "label": "income"}]}))
+    result = invoke("data", "preprocess", recipe)
+    one_line_error(result, "all 8 rows were rejected: label_not_allowed 8", "'positive' list")
+    assert "rows in 8 = written 0" in result.output and "has no labelled rows" not in result.output
 
 
 def test_promote_unknown_version(workdir):

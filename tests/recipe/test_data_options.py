@@ -55,6 +55,26 @@ def test_source_mistakes_are_one_clear_line(source, fragment):
     assert fragment in message and "\n" not in message
 
 
+@pytest.mark.parametrize("delimiter, kept", [(",", ","), (";", ";"), ("\t", "\t"), (" ", " "), ("|", "|"),
+                                             ("\\s+", "\\s+"), ("whitespace", "\\s+")])
+def test_a_delimiter_is_one_character_or_runs_of_whitespace(delimiter, kept):
+    assert parse_recipe(with_data(source={"delimiter": delimiter}), check=False).data.source.delimiter == kept
+
+
+@pytest.mark.parametrize("delimiter, fragment", [
+    ("::", "received '::'"),
+    ("\\t", "received '\\\\t' (a tab is \"\\t\" in double quotes in YAML"),
+    ('"', "received '\"'"),
+    ("\n", "received '\\n'"),
+    ("", "received ''"),
+    ("\\s*", "received '\\\\s*'"),
+])
+def test_a_delimiter_that_preprocessing_cannot_use_is_one_line_naming_what_is_allowed(delimiter, fragment):
+    message = error_of(with_data(source={"delimiter": delimiter}))
+    assert message.startswith("data.source.delimiter: must be one character") and "\n" not in message
+    assert "'\\s+' (alias 'whitespace')" in message and fragment in message
+
+
 @pytest.mark.parametrize("task, fragment", [
     ({"type": "regression", "positive": ["x"]}, "tasks.0: 'positive' is for binary tasks; received it on a "
                                                 "regression task"),
