@@ -4,8 +4,9 @@ The metric decodes each batch in the graph, then hands the boxes to Python
 (``tf.py_function``) where they wait until ``result()`` runs ``COCOeval`` on everything seen
 since the last ``reset_state()``. That works inside a ``tf.function`` step (MirroredStrategy
 included) but not under XLA: the metric has ``supports_jit = False`` so a compiled
-evaluation step can leave XLA off when such a metric is present. pycocotools is imported
-when a result is first computed.
+evaluation step can leave XLA off when such a metric is present. Replicas of one machine
+add to the same store; under several workers each worker scores the images it read.
+pycocotools is imported when a result is first computed.
 """
 
 from __future__ import annotations
