@@ -106,7 +106,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         collection, spec = None, preprocess(recipe, beam_args, skip=skip_preprocess, echo=echo)
     timings["preprocess"] = time.perf_counter() - start
 
-    tasks = build_tasks(recipe.tasks)
+    tasks = build_tasks(recipe.tasks, spec)
     strategy = make_strategy(recipe.training.distribution.strategy)
     # Every worker trains and evaluates (collective ops); only the chief tracks, exports, registers.
     chief = is_chief(strategy)

@@ -4,16 +4,23 @@ A task type knows the shape and dtype of its label in a tf.Example, how to tell 
 label (the presence mask), its head, its per-example loss, its metrics and whether higher is
 better for each metric. The Trainer combines per-example losses with the mask; a row without
 a label contributes nothing to that task.
+
+Dense types (segmentation, depth, detection; ``dense`` is True) put their head on a feature
+map at ``output_stride`` and need the task's dataset.json entry (its label shape and
+statistics); tabular and image-level types put theirs on a vector.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import keras
 import tensorflow as tf
 
 from mtl_tf.errors import did_you_mean
+
+if TYPE_CHECKING:
+    from mtl_tf.data.spec import DatasetSpec, TaskSpec
 
 
 class TaskType:
@@ -25,16 +32,24 @@ class TaskType:
         metrics: metric names; default ``default_metrics``.
         primary_metric: the metric early stopping and promotion use; default the first metric.
         weight: the static loss weight.
+        spec: the task's entry in dataset.json (``TaskSpec``), when known.
+
+    Attributes:
+        dense: whether the head sits on a feature map (per pixel or per object) rather than
+            on a vector.
     """
 
+    dense: bool = False
     default_metrics: tuple[str, ...] = ()
     lower_is_better: frozenset[str] = frozenset({"loss", "mae", "mse", "rmse"})
     label_dtype: tf.DType = tf.float32
+    jit_incompatible_metrics: frozenset[str] = frozenset()
 
     def __init__(self, name: str, classes: Sequence[str] | None = None,
                  metrics: Sequence[str] | None = None, primary_metric: str | None = None,
-                 weight: float = 1.0):
+                 weight: float = 1.0, spec: TaskSpec | None = None):
         self.name = name
+        self.spec = spec
         self.classes = list(classes) if classes else None
         self.metric_names = list(metrics or self.default_metrics)
         known = self.metric_factories()
@@ -85,6 +100,11 @@ class TaskType:
     def units(self) -> int:
         return 1
 
+    @property
+    def output_stride(self) -> int:
+        """Dense types: the stride of the feature map the head expects (1 = full resolution)."""
+        return 1
+
     def head(self, x: Any) -> Any:
         """The output layer(s) on top of the task's tower; returns the task's output."""
         raise NotImplementedError
@@ -92,6 +112,10 @@ class TaskType:
     def per_example_loss(self, label: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
         """Loss per row, shape (batch,); ``label`` already cleaned."""
         raise NotImplementedError
+
+    def serving_outputs(self, output: tf.Tensor) -> dict[str, tf.Tensor]:
+        """What the exported signatures return for this task: keys ``<task>`` or ``<task>_<part>``."""
+        return {self.name: output}
 
     # --- metrics ----------------------------------------------------------------------
     def metric_factories(self) -> dict[str, Callable[[], keras.metrics.Metric]]:
@@ -109,19 +133,54 @@ class TaskType:
     def higher_is_better(self, metric: str) -> bool:
         return metric not in self.lower_is_better
 
+    @property
+    def metrics_support_jit(self) -> bool:
+        """False when one of the task's metrics cannot run inside an XLA-compiled step (its
+        metric objects have ``supports_jit = False``, as the COCO evaluator's do)."""
+        return not set(self.metric_names) & self.jit_incompatible_metrics
+
+    # --- construction from a recipe -------------------------------------------------------
+    @classmethod
+    def recipe_options(cls, task: Any, spec: DatasetSpec | None, path: str) -> dict[str, Any]:
+        """Constructor keywords this type takes from a recipe task and dataset.json, besides
+        name, classes, metrics, primary_metric and weight.
+
+        Args:
+            task: the recipe's task (``mtl_tf.recipe.schema.Task``).
+            spec: the dataset the task's label is in, or None.
+            path: the task's dotted path in the recipe (``tasks.<i>``), for error messages.
+        """
+        task_spec = find_task_spec(spec, task.name)
+        return {} if task_spec is None else {"spec": task_spec}
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.registered_type, "classes": self.classes,
                 "metrics": self.metric_names, "primary_metric": self.primary_metric,
                 "weight": self.weight}
 
 
-def build_tasks(recipe_tasks: Sequence[Any]) -> list[TaskType]:
-    """Task objects from the recipe's ``tasks`` section."""
+def build_tasks(recipe_tasks: Sequence[Any], spec: DatasetSpec | None = None) -> list[TaskType]:
+    """Task objects from the recipe's ``tasks`` section.
+
+    Args:
+        recipe_tasks: the recipe's tasks.
+        spec: the dataset.json the tasks train on (``DatasetSpec``); each task receives its
+            ``TaskSpec``. Dense tasks need it (their label shape, the image size and the
+            label statistics) and raise a ValueError without it.
+    """
     from mtl_tf.tasks import TASK_TYPES
 
     tasks = []
     for i, task in enumerate(recipe_tasks):
         cls = TASK_TYPES.lookup(task.type, f"tasks.{i}.type")
         tasks.append(cls(name=task.name, classes=task.classes, metrics=task.metrics,
-                         primary_metric=task.primary_metric, weight=task.weight))
+                         primary_metric=task.primary_metric, weight=task.weight,
+                         **cls.recipe_options(task, spec, f"tasks.{i}")))
     return tasks
+
+
+def find_task_spec(spec: DatasetSpec | None, name: str) -> TaskSpec | None:
+    """The dataset.json entry of task ``name`` (None without a spec or when it is not there)."""
+    if spec is None:
+        return None
+    return next((t for t in spec.tasks if t.name == name), None)

@@ -83,4 +83,25 @@ def test_build_tasks_from_recipe():
     tasks = build_tasks(recipe.tasks)
     assert [type(t) for t in tasks] == [BinaryTask, RegressionTask]
     assert tasks[0].weight == 2.0
-    assert sorted(TASK_TYPES.names()) == ["binary", "multiclass", "multilabel", "regression"]
+    assert sorted(TASK_TYPES.names()) == ["binary", "depth", "detection", "multiclass", "multilabel", "regression",
+                                          "segmentation"]
+
+
+def test_tabular_tasks_are_not_dense_and_serve_their_output_as_is():
+    for task in (BinaryTask("b"), RegressionTask("r"), MulticlassTask("m", classes=["a", "b"]),
+                 MultilabelTask("l", classes=["a", "b"])):
+        assert not task.dense and task.output_stride == 1 and task.metrics_support_jit
+        output = tf.constant([[0.3, 0.7]])
+        assert task.serving_outputs(output)[task.name] is output and list(task.serving_outputs(output)) == [task.name]
+
+
+def test_image_level_heads_work_on_a_pooled_feature_map():
+    image = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D(name="shared_pool")(
+        keras.layers.Conv2D(4, 3, padding="same", name="shared_conv")(image))
+    tasks = [BinaryTask("b"), RegressionTask("r"), MulticlassTask("m", classes=["a", "b", "c"]),
+             MultilabelTask("l", classes=["x", "y"])]
+    model = keras.Model(image, {t.name: t.head(pooled) for t in tasks})
+    out = model(np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32"))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"b": (2,), "r": (2,), "m": (2, 3), "l": (2, 2)}
+    np.testing.assert_allclose(np.sum(out["m"], -1), 1.0, rtol=1e-5)
