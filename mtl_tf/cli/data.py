@@ -48,7 +48,7 @@ def synth(name: str, rows: int, out_dir: str, files: int, seed: int, malformed: 
               help="Output folder; default the recipe's data.output_dir.")
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def preprocess(recipe_path: str, overrides: tuple[str, ...], out_dir: str | None, beam_args: tuple[str, ...]) -> None:
-    """Run the Beam pipeline of RECIPE: raw CSV -> TFRecords + dataset.json.
+    """Run the Beam pipeline of RECIPE: raw CSV or images -> TFRecords + dataset.json.
 
     A recipe with `datasets` runs it once per dataset, each into its own output_dir.
     Any Beam pipeline option passes through (--runner, --direct_num_workers, Dataflow or
@@ -58,7 +58,7 @@ def preprocess(recipe_path: str, overrides: tuple[str, ...], out_dir: str | None
     if recipe.datasets:
         _preprocess_every_dataset(recipe, out_dir, beam_args)
         return
-    from pipelines.csv_to_tfrecords import run as run_pipeline
+    from pipelines import run as run_pipeline
 
     result = run_pipeline(recipe, list(beam_args), out_dir=out_dir)
     click.echo(result.summary())
@@ -90,6 +90,11 @@ def describe(dataset: str) -> None:
         click.echo(f"  task {task.name} ({task.type}): labelled {task.labelled}, positives {task.positives}")
     for feature in spec.features:
         stats = feature.stats
-        extra = (f"vocabulary {len(feature.vocabulary)} of {stats.unique}" if feature.kind == "categorical"
-                 else f"mean {stats.mean:.4g} sd {stats.variance ** 0.5:.4g}")
+        if feature.kind == "image":
+            extra = (f"{' x '.join(map(str, feature.shape))}, mean {[round(m, 1) for m in stats.mean]} "
+                     f"sd {[round(s, 1) for s in stats.std]}")
+        elif feature.kind == "categorical":
+            extra = f"vocabulary {len(feature.vocabulary)} of {stats.unique}"
+        else:
+            extra = f"mean {stats.mean:.4g} sd {stats.variance ** 0.5:.4g}"
         click.echo(f"  feature {feature.name} ({feature.kind}): missing {stats.missing}, {extra}")
