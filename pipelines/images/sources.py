@@ -47,6 +47,10 @@ def image_source(recipe: Recipe):
     Raises:
         ValueError: the source's kind has no image reader, or its inputs fail a check.
     """
+    if recipe.data.image_feature is None:
+        raise ValueError(f"data.source.kind {recipe.data.source.kind} reads images, but data.features has no image "
+                         "feature (kind: image); received features: "
+                         f"{', '.join(f'{f.name} ({f.kind})' for f in recipe.data.features)}")
     return IMAGE_SOURCES.lookup(recipe.data.source.kind, "data.source.kind")(recipe)
 
 

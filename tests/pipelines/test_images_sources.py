@@ -222,3 +222,11 @@ def test_a_missing_manifest_column_is_named_before_beam_starts(tmp_path):
     assert any("column 'wether'" in line and "did you mean 'weather'" in line for line in lines)
     with pytest.raises(ValueError, match="no files match"):
         run_pipeline(scene_recipe({"kind": "manifest", "path": str(tmp_path / "none*.jsonl")}, str(tmp_path / "o")))
+
+
+def test_an_image_source_needs_an_image_feature(tmp_path):
+    raw = {"name": "t", "data": {"source": {"kind": "manifest", "path": str(tmp_path / "m.jsonl")},
+                                 "features": [{"name": "speed", "kind": "numeric"}], "output_dir": str(tmp_path)},
+           "tasks": [{"name": "y", "type": "binary", "label": "y"}]}
+    with pytest.raises(ValueError, match="no image feature .* speed \\(numeric\\)"):
+        run_pipeline(parse_recipe(raw, check=False))
