@@ -1,7 +1,8 @@
 """One parsed row to a serialized ``tf.Example`` (layout: :mod:`mtl_tf.data.spec`).
 
 The Python type of a value picks the list: ``float`` -> float_list, ``int`` -> int64_list,
-``str`` -> bytes_list, ``list[float]`` -> float_list. Missing values are absent from the row
+``str`` -> bytes_list (UTF-8), ``bytes`` -> bytes_list (as is), ``list[float]`` -> float_list,
+:class:`Int64List` -> int64_list (an empty one is an empty int64_list, not a float_list). Missing values are absent from the row
 and so absent from the example, which the readers parse as NaN, -1 or "".
 :func:`tfrecord_frames` frames serialized examples for a TFRecord file.
 
@@ -32,6 +33,10 @@ _FLOAT_VALUE = b"\x12\x08\x12\x06\n\x04"  # value: Feature{float_list: FloatList
 _KEY_FIELDS: dict[str, bytes] = {}
 
 
+class Int64List(list):
+    """A list of ints written as one int64_list (a plain list of numbers is a float_list)."""
+
+
 def encode_example(values: Mapping[str, Any]) -> bytes:
     """Serializes ``values`` (tf.Example key -> typed value) as a ``tf.Example``.
 
@@ -42,7 +47,7 @@ def encode_example(values: Mapping[str, Any]) -> bytes:
         The serialized example.
 
     Raises:
-        TypeError: a value is not a float, int, str or list of numbers.
+        TypeError: a value is not a float, int, str, bytes, list of numbers or :class:`Int64List`.
         ValueError: an int does not fit in int64.
     """
     parts = []
@@ -82,6 +87,10 @@ def _feature(key: str, value: Any) -> bytes:
         return _field(_INT64_LIST, _field(_ENTRY, _ints(key, value)))
     if isinstance(value, str):
         return _field(_BYTES_LIST, _field(_ENTRY, value.encode("utf-8")))
+    if isinstance(value, bytes):
+        return _field(_BYTES_LIST, _field(_ENTRY, value))
+    if isinstance(value, Int64List):
+        return _field(_INT64_LIST, _field(_ENTRY, b"".join(_ints(key, int(v)) for v in value)) if value else b"")
     if isinstance(value, list):
         try:
             packed = _floats(value)
@@ -89,7 +98,7 @@ def _feature(key: str, value: Any) -> bytes:
             raise TypeError(f"cannot encode '{key}' = {value!r}: a list must hold numbers") from None
         return _field(_FLOAT_LIST, _field(_ENTRY, packed) if value else b"")
     raise TypeError(f"cannot encode '{key}' = {value!r} of type {type(value).__name__}; "
-                    "allowed: float, int, str, list[float]")
+                    "allowed: float, int, str, bytes, list[float], Int64List")
 
 
 def _field(tag: bytes, payload: bytes) -> bytes:

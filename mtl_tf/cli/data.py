@@ -15,28 +15,56 @@ def data() -> None:
 
 @data.command()
 @click.argument("name")
-@click.option("--rows", type=click.IntRange(min=1), default=20000, show_default=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for the CSV files.")
-@click.option("--files", type=click.IntRange(min=1), default=1, show_default=True, help="CSV files to spread rows over.")
+@click.option("--rows", type=click.IntRange(min=1), default=20000, show_default=True,
+              help="Rows (tables) or scenes (images).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the CSV files, or for the images and manifest.jsonl.")
+@click.option("--files", type=click.IntRange(min=1), default=None, help="Tables: CSV files to spread rows over "
+                                                                         "[default: 1].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--malformed", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Fraction of deliberately malformed rows (to exercise the rejects path).")
+@click.option("--malformed", type=click.FloatRange(0, 1), default=None,
+              help="Tables: fraction of deliberately malformed rows (to exercise the rejects path) [default: 0].")
 @click.option("--labels", "labels", multiple=True, metavar="COLUMN",
-              help="Keep only these label columns (repeatable or comma-separated); default all.")
-@click.option("--id-prefix", default="", help="Put this before every id (e.g. ato-), so a second "
-                                               "dataset holds other customers.")
-def synth(name: str, rows: int, out_dir: str, files: int, seed: int, malformed: float, labels: tuple[str, ...],
-          id_prefix: str) -> None:
-    """Write a synthetic raw dataset NAME as CSV (e.g. fraud_signals).
+              help="Tables: keep only these label columns (repeatable or comma-separated); default all.")
+@click.option("--id-prefix", default=None, help="Tables: put this before every id (e.g. ato-), so a second "
+                                                 "dataset holds other customers.")
+@click.option("--height", type=click.IntRange(min=16), default=None, help="Images: rows per image [default: the "
+                                                                           "synthesizer's, 96 for driving_perception].")
+@click.option("--width", type=click.IntRange(min=16), default=None, help="Images: columns per image [default: the "
+                                                                          "synthesizer's, 128 for driving_perception].")
+@click.option("--corrupt", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Images: fraction of deliberately bad items (corrupt or missing files, out-of-range mask "
+                   "classes, boxes outside the image) [default: 0].")
+def synth(name: str, rows: int, out_dir: str, files: int | None, seed: int, malformed: float | None,
+          labels: tuple[str, ...], id_prefix: str | None, height: int | None, width: int | None,
+          corrupt: float | None) -> None:
+    """Write a synthetic raw dataset NAME: CSV tables (fraud_signals) or images with a manifest
+    (driving_perception).
 
     A second, smaller dataset of other customers with one label, for a recipe with
     several datasets: --rows 4000 --seed 7 --labels account_takeover --id-prefix ato-
-    """
-    from mtl_tf.data.synth import synthesize
 
+    Road scenes with masks, depth and boxes: driving_perception --rows 1000 --corrupt 0.02
+    """
+    from mtl_tf.data.synth import synthesize, synthesize_images, writes_images
+
+    table_options = {"--files": files, "--malformed": malformed, "--labels": labels or None, "--id-prefix": id_prefix}
+    image_options = {"--height": height, "--width": width, "--corrupt": corrupt}
+    images = writes_images(name)
+    wrong = [key for key, value in (table_options if images else image_options).items() if value is not None]
+    if wrong:
+        kind, allowed = ("images", image_options) if images else ("CSV tables", table_options)
+        raise click.UsageError(f"{', '.join(wrong)} do not apply to '{name}', which writes {kind}; its options: "
+                               f"--rows, --out, --seed, {', '.join(allowed)}")
+    if images:
+        manifest = synthesize_images(name, rows=rows, out_dir=out_dir, seed=seed, height=height, width=width,
+                                     corrupt=corrupt or 0.0)
+        bad = f" ({round(rows * (corrupt or 0.0))} corrupted on purpose)" if corrupt else ""
+        click.echo(f"wrote {rows} scenes of {name}{bad} to {out_dir}; manifest {manifest}")
+        return
     kept = [part.strip() for item in labels for part in item.split(",") if part.strip()] or None
-    paths = synthesize(name, rows=rows, out_dir=out_dir, seed=seed, files=files, malformed=malformed,
-                       labels=kept, id_prefix=id_prefix)
+    paths = synthesize(name, rows=rows, out_dir=out_dir, seed=seed, files=files or 1, malformed=malformed or 0.0,
+                       labels=kept, id_prefix=id_prefix or "")
     which = f" (labels: {', '.join(kept)})" if kept else ""
     click.echo(f"wrote {rows} rows of {name}{which} to {len(paths)} file(s) in {out_dir}")
 
@@ -48,7 +76,7 @@ def synth(name: str, rows: int, out_dir: str, files: int, seed: int, malformed: 
               help="Output folder; default the recipe's data.output_dir.")
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
 def preprocess(recipe_path: str, overrides: tuple[str, ...], out_dir: str | None, beam_args: tuple[str, ...]) -> None:
-    """Run the Beam pipeline of RECIPE: raw CSV -> TFRecords + dataset.json.
+    """Run the Beam pipeline of RECIPE: raw CSV or images -> TFRecords + dataset.json.
 
     A recipe with `datasets` runs it once per dataset, each into its own output_dir.
     Any Beam pipeline option passes through (--runner, --direct_num_workers, Dataflow or
@@ -58,7 +86,7 @@ def preprocess(recipe_path: str, overrides: tuple[str, ...], out_dir: str | None
     if recipe.datasets:
         _preprocess_every_dataset(recipe, out_dir, beam_args)
         return
-    from pipelines.csv_to_tfrecords import run as run_pipeline
+    from pipelines import run as run_pipeline
 
     result = run_pipeline(recipe, list(beam_args), out_dir=out_dir)
     click.echo(result.summary())
@@ -93,6 +121,11 @@ def describe(dataset: str) -> None:
         click.echo(f"  task {task.name} ({task.type}): labelled {task.labelled}, positives {task.positives}")
     for feature in spec.features:
         stats = feature.stats
-        extra = (f"vocabulary {len(feature.vocabulary)} of {stats.unique}" if feature.kind == "categorical"
-                 else f"mean {stats.mean:.4g} sd {stats.variance ** 0.5:.4g}")
+        if feature.kind == "image":
+            extra = (f"{' x '.join(map(str, feature.shape))}, mean {[round(m, 1) for m in stats.mean]} "
+                     f"sd {[round(s, 1) for s in stats.std]}")
+        elif feature.kind == "categorical":
+            extra = f"vocabulary {len(feature.vocabulary)} of {stats.unique}"
+        else:
+            extra = f"mean {stats.mean:.4g} sd {stats.variance ** 0.5:.4g}"
         click.echo(f"  feature {feature.name} ({feature.kind}): missing {stats.missing}, {extra}")

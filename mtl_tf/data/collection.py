@@ -195,7 +195,7 @@ def preprocess_datasets(recipe: Any, beam_args: Sequence[str] = (), skip: bool =
         for name in collection.names:
             echo(f"dataset {name}: reusing {output_dir(recipe, name)}/dataset.json")
     else:
-        from pipelines.csv_to_tfrecords import run as run_pipeline
+        from pipelines import run as run_pipeline
 
         specs = {}
         for name in recipe.dataset_names:

@@ -16,7 +16,7 @@ def preprocess(recipe: Recipe, beam_args: Sequence[str] = (), skip: bool = False
         spec = DatasetSpec.read(recipe.data.output_dir)
         echo(f"reusing {Path(spec.root) / 'dataset.json'}")
     else:
-        from pipelines.csv_to_tfrecords import run as run_pipeline
+        from pipelines import run as run_pipeline
 
         result = run_pipeline(recipe, list(beam_args))
         echo(result.summary())

@@ -1,15 +1,20 @@
-"""Synthetic raw datasets: realistic CSV files for tests, examples and benchmarks.
+"""Synthetic raw datasets: realistic CSV files and image sets for tests, examples and benchmarks.
 
-A synthesizer is a class registered in :data:`SYNTHESIZERS` whose ``table(rows, rng,
-malformed)`` returns a header and the rows as lists of strings; :func:`synthesize` writes
-them to ``part-00000.csv``, ``part-00001.csv``, ... Only NumPy is needed. A synthesizer may
-name its ``label_columns`` (``labels=`` keeps only some of them) and its ``id_column``
-(``id_prefix=`` marks its ids, so a second dataset holds other customers).
+A synthesizer is a class registered in :data:`SYNTHESIZERS`. A table synthesizer's
+``table(rows, rng, malformed)`` returns a header and the rows as lists of strings;
+:func:`synthesize` writes them to ``part-00000.csv``, ``part-00001.csv``, ... Only NumPy is
+needed. A synthesizer may name its ``label_columns`` (``labels=`` keeps only some of them)
+and its ``id_column`` (``id_prefix=`` marks its ids, so a second dataset holds other customers).
+
+An image synthesizer (``writes = "images"``) writes image, mask and depth files and a
+``manifest.jsonl`` itself (``write(rows, out_dir, rng, height, width, corrupt)``);
+:func:`synthesize_images` runs it. NumPy and PIL are needed.
 
 Example:
     >>> synthesize("fraud_signals", rows=20_000, out_dir="data/fraud_signals/raw", seed=0)
     >>> synthesize("fraud_signals", rows=4_000, out_dir="data/fraud_signals/ato_raw", seed=7,
     ...            labels=["account_takeover"], id_prefix="ato-")
+    >>> synthesize_images("driving_perception", rows=1_000, out_dir="data/driving_perception/raw")
 """
 
 from __future__ import annotations
@@ -48,6 +53,9 @@ def synthesize(name: str, rows: int, out_dir: str | Path, seed: int = 0, files: 
     """
     _check_args(rows, files, malformed)
     synthesizer = SYNTHESIZERS.get(name, "synthesize")
+    if writes_images(name):
+        raise ValueError(f"'{name}' writes images, not CSV tables; use synthesize_images (table synthesizers: "
+                         f"{', '.join(_names('table'))})")
     header, table = synthesizer.table(rows, np.random.default_rng(seed), malformed)
     if id_prefix:
         table = _prefix_ids(header, table, getattr(synthesizer, "id_column", None), id_prefix, name)
@@ -61,6 +69,47 @@ def synthesize(name: str, rows: int, out_dir: str | Path, seed: int = 0, files: 
         _write_csv(path, header, [table[i] for i in chunk])
         paths.append(path)
     return paths
+
+
+def writes_images(name: str) -> bool:
+    """Whether synthesizer ``name`` writes images (and a manifest) rather than CSV tables."""
+    return getattr(SYNTHESIZERS.lookup(name, "synthesize"), "writes", "table") == "images"
+
+
+def _names(writes: str) -> list[str]:
+    return [n for n in SYNTHESIZERS.names() if getattr(SYNTHESIZERS.lookup(n), "writes", "table") == writes]
+
+
+def synthesize_images(name: str, rows: int, out_dir: str | Path, seed: int = 0, height: int | None = None,
+                      width: int | None = None, corrupt: float = 0.0) -> Path:
+    """Writes a synthetic image dataset: image, mask and depth files and ``manifest.jsonl``.
+
+    Args:
+        name: a registered image synthesizer, e.g. ``"driving_perception"``.
+        rows: items (scenes) in total, corrupted ones included.
+        out_dir: the output folder; created when missing.
+        seed: the random seed; the same seed writes the same bytes.
+        height: image rows; default the synthesizer's.
+        width: image columns; default the synthesizer's.
+        corrupt: fraction of items, in [0, 1), made unusable on purpose (corrupt or missing
+            files, out-of-range mask classes, boxes outside the image).
+
+    Returns:
+        The path of ``manifest.jsonl``.
+    """
+    if not isinstance(rows, int) or rows < 1:
+        raise ValueError(f"rows must be a positive integer; received {rows!r}")
+    if not 0.0 <= corrupt < 1.0:
+        raise ValueError(f"corrupt must be a fraction in [0, 1); received {corrupt!r}")
+    for key, value in (("height", height), ("width", width)):
+        if value is not None and (not isinstance(value, int) or value < 16):
+            raise ValueError(f"{key} must be an integer of at least 16 pixels; received {value!r}")
+    if not writes_images(name):
+        raise ValueError(f"'{name}' writes CSV tables, not images; use synthesize (image synthesizers: "
+                         f"{', '.join(_names('images'))})")
+    synthesizer = SYNTHESIZERS.get(name, "synthesize")
+    sizes = {key: value for key, value in (("height", height), ("width", width)) if value is not None}
+    return synthesizer.write(rows, out_dir, np.random.default_rng(seed), corrupt=corrupt, **sizes)
 
 
 def _check_args(rows: int, files: int, malformed: float) -> None:
@@ -103,6 +152,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
         writer.writerows(rows)
 
 
+from mtl_tf.data.synth.driving_perception import DrivingPerception  # noqa: E402  (registers itself)
 from mtl_tf.data.synth.fraud_signals import FraudSignals  # noqa: E402  (registers itself)
 
-__all__ = ["SYNTHESIZERS", "synthesize", "FraudSignals"]
+__all__ = ["SYNTHESIZERS", "synthesize", "synthesize_images", "writes_images", "DrivingPerception", "FraudSignals"]

@@ -1,0 +1,363 @@
+"""The image source kinds: driver-side checks, work units and item readers.
+
+One class per ``data.source.kind``, registered in :data:`IMAGE_SOURCES`. Building one checks
+the inputs in the driver, before any worker starts (the files exist, the columns or arrays
+the recipe reads are there, image-folder classes match the task's, npz arrays agree in
+length), so a typo fails in a second with one line per problem rather than as rejected
+items after a long job. ``units()`` are small, picklable pieces of work; ``read(unit)``
+(run in the workers) yields lists of :class:`~pipelines.images.items.Item`.
+
+- ``manifest``: CSV (with a header line) or JSON lines, one row per image. Relative paths
+  are relative to the manifest's folder. A CSV line with another number of fields than the
+  header, or a JSON line that is not an object, is an item rejected with its reason; blank
+  lines are skipped. Cells listed in ``na_values`` are missing.
+- ``image_folder``: one sub-folder per class (searched recursively); each image file is an
+  item with columns ``image`` and ``label`` (the sub-folder's name). Files directly under
+  the root and files of other extensions are skipped and counted (:attr:`skipped`).
+- ``npz``: arrays with one row per item on axis 0; with ``splits`` the arrays of split
+  ``s`` are ``<prefix>_<column>`` and the split is the file's, else ``<column>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import zipfile
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from mtl_tf.errors import did_you_mean
+from mtl_tf.recipe.schema import Recipe
+from mtl_tf.registry import Registry
+from pipelines.images.items import Item
+from pipelines.images.labels import column_plan
+from pipelines.sources import expand_sources, is_remote
+
+IMAGE_SOURCES = Registry("image source")
+ITEMS_PER_LIST = 64
+FOLDER_COLUMNS = ("image", "label")
+
+
+def image_source(recipe: Recipe):
+    """The reader of ``recipe.data.source`` (its inputs checked).
+
+    Raises:
+        ValueError: the source's kind has no image reader, or its inputs fail a check.
+    """
+    if recipe.data.image_feature is None:
+        raise ValueError(f"data.source.kind {recipe.data.source.kind} reads images, but data.features has no image "
+                         "feature (kind: image); received features: "
+                         f"{', '.join(f'{f.name} ({f.kind})' for f in recipe.data.features)}")
+    return IMAGE_SOURCES.lookup(recipe.data.source.kind, "data.source.kind")(recipe)
+
+
+def required_columns(recipe: Recipe) -> list[tuple[str, str]]:
+    """``(column, what it is for)`` for every column (or array) an image recipe reads."""
+    columns = [(f.source_column, f"feature '{f.name}'") for f in recipe.data.features]
+    columns += [(t.label, f"label of task '{t.name}'") for t in recipe.tasks]
+    key = recipe.data.split.key
+    if key and not getattr(recipe.data.source, "splits", None):
+        columns.append((key, "split key (data.split.key)"))
+    return list(dict.fromkeys(columns))
+
+
+def _missing_columns(recipe: Recipe, present: Sequence[str], where: str) -> list[str]:
+    return [f"{role}: column '{column}' is missing from {where}{did_you_mean(column, present)}; columns present: "
+            f"{', '.join(present) or 'none'}" for column, role in required_columns(recipe) if column not in present]
+
+
+def _raise(problems: list[str]) -> None:
+    if problems:
+        raise ValueError("\n".join(problems))
+
+
+def _open_bytes(path: str):
+    if is_remote(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.open(path) as handle:
+            return io.BytesIO(handle.read())
+    return open(path, "rb")
+
+
+class _Reader:
+    """Common parts: the recipe's columns, ``files``, ``spread`` (reshuffle the items after reading)."""
+
+    spread = True
+    skipped = 0
+
+    def __init__(self, recipe: Recipe):
+        self.image_column = recipe.data.image_feature.source_column
+        self.columns = [column for column, _ in required_columns(recipe)]
+        self.key_column = recipe.data.split.key
+        column_plan(recipe)  # refuses a column read in two ways
+
+
+@IMAGE_SOURCES.register("manifest")
+class ManifestReader(_Reader):
+    """A manifest (CSV with a header line, or JSON lines): one item per row."""
+
+    def __init__(self, recipe: Recipe):
+        super().__init__(recipe)
+        source = recipe.data.source
+        self.files = expand_sources(source.patterns)
+        self.delimiter = source.delimiter
+        self.na_values = frozenset(source.na_values)
+        self.formats = {path: _manifest_format(path, source.format) for path in self.files}
+        self.headers: dict[str, list[str]] = {}
+        problems = []
+        for path in self.files:
+            columns = self._columns(path)
+            problems += _missing_columns(recipe, columns, path)
+        _raise(problems)
+
+    def _columns(self, path: str) -> list[str]:
+        with _open_bytes(path) as handle:
+            text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+            if self.formats[path] == "csv":
+                header = next(csv.reader(text, delimiter=self.delimiter), None)
+                if not header:
+                    raise ValueError(f"data.source.path: manifest {path} has no header line; a CSV manifest starts "
+                                     "with the column names")
+                self.headers[path] = [name.strip() for name in header]
+                return self.headers[path]
+            for line in text:
+                if line.strip():
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(row, dict):
+                        return list(row)
+        raise ValueError(f"data.source.path: manifest {path} holds no JSON object line; a JSON-lines manifest has "
+                         "one object per line, e.g. {\"image\": \"images/0001.png\", \"label\": \"cat\"}")
+
+    def units(self) -> list[str]:
+        return list(self.files)
+
+    def read(self, path: str) -> Iterator[list[Item]]:
+        base = os.path.dirname(path) if not is_remote(path) else path.rsplit("/", 1)[0]
+        rows = self._csv_rows(path) if self.formats[path] == "csv" else self._json_rows(path)
+        batch = []
+        for number, values, error in rows:
+            item = Item(source=path, index=number, base=base, error=error)
+            if error is None:
+                item.values = {k: None if isinstance(v, str) and v.strip() in self.na_values else v
+                               for k, v in values.items() if k in self.columns}
+                item.key, item.error = self._key(item.values)
+            batch.append(item)
+            if len(batch) == ITEMS_PER_LIST:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _key(self, values: dict[str, Any]) -> tuple[str | None, tuple[str, str] | None]:
+        if not self.key_column:
+            return None, None
+        key = values.get(self.key_column)
+        key = "" if key is None else str(key).strip()
+        if not key:
+            return None, ("missing_required", f"missing required value in '{self.key_column}' (split key)")
+        return key, None
+
+    def _csv_rows(self, path: str):
+        header = self.headers[path]
+        with _open_bytes(path) as handle:
+            reader = csv.reader(io.TextIOWrapper(handle, encoding="utf-8-sig", newline=""), delimiter=self.delimiter)
+            next(reader, None)
+            for fields in reader:
+                if not fields or all(not f.strip() for f in fields):
+                    continue
+                if len(fields) != len(header):
+                    yield reader.line_num, {}, ("wrong_field_count", f"wrong number of fields: {len(fields)} (the "
+                                                                     f"header has {len(header)})")
+                    continue
+                yield reader.line_num, dict(zip(header, fields)), None
+
+    def _json_rows(self, path: str):
+        with _open_bytes(path) as handle:
+            for number, line in enumerate(io.TextIOWrapper(handle, encoding="utf-8-sig", newline=""), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except ValueError as err:
+                    yield number, {}, ("unparsable_row", f"line is not JSON: {err}")
+                    continue
+                if not isinstance(row, dict):
+                    yield number, {}, ("unparsable_row", f"line is a JSON {type(row).__name__}, not an object")
+                    continue
+                yield number, row, None
+
+
+def _manifest_format(path: str, declared: str) -> str:
+    if declared != "auto":
+        return declared
+    name = path.lower()
+    for ending in (".gz", ".bz2"):
+        name = name.removesuffix(ending)
+    return "jsonl" if name.endswith((".jsonl", ".json", ".ndjson")) else "csv"
+
+
+@IMAGE_SOURCES.register("image_folder")
+class ImageFolderReader(_Reader):
+    """One sub-folder per class: one item per image file, columns ``image`` and ``label``."""
+
+    def __init__(self, recipe: Recipe):
+        super().__init__(recipe)
+        source = recipe.data.source
+        root = os.path.abspath(os.path.expanduser(source.path))
+        if not os.path.isdir(root):
+            raise ValueError(f"data.source.path: no folder {source.path!r} (resolved {root}); an image_folder "
+                             "source is a folder with one sub-folder per class")
+        _raise(_missing_columns(recipe, list(FOLDER_COLUMNS), f"an image_folder source (it has the columns "
+                                                               f"{', '.join(FOLDER_COLUMNS)})"))
+        self.root = root
+        extensions = tuple(e.lower() for e in source.extensions)
+        self.classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        self.images: list[tuple[str, str]] = []
+        self.skipped = sum(1 for name in os.listdir(root) if not os.path.isdir(os.path.join(root, name)))
+        for folder in self.classes:
+            for top, dirs, names in os.walk(os.path.join(root, folder)):
+                dirs.sort()
+                for name in sorted(names):
+                    if name.lower().endswith(extensions):
+                        self.images.append((os.path.join(top, name), folder))
+                    else:
+                        self.skipped += 1
+        self.files = [path for path, _ in self.images]
+        _raise(self._class_problems(recipe, source.path))
+        if not self.images:
+            raise ValueError(f"data.source.path: no image files ({', '.join(extensions)}) in the sub-folders of "
+                             f"{source.path!r}; {self.skipped} other files skipped")
+
+    def _class_problems(self, recipe: Recipe, path: str) -> list[str]:
+        problems = []
+        for i, task in enumerate(recipe.tasks):
+            if task.label != "label" or not task.classes:
+                continue
+            extra = [d for d in self.classes if d not in task.classes]
+            absent = [c for c in task.classes if c not in self.classes]
+            if extra or absent:
+                hint = did_you_mean(extra[0], task.classes) if extra else ""
+                problems.append(f"tasks.{i}.classes (task '{task.name}') must match the sub-folders of {path!r}; "
+                                f"sub-folders not among the classes: {', '.join(extra) or 'none'}{hint}; classes "
+                                f"without a sub-folder: {', '.join(absent) or 'none'}")
+        return problems
+
+    def units(self) -> list[list[tuple[str, str]]]:
+        return [self.images[i:i + ITEMS_PER_LIST] for i in range(0, len(self.images), ITEMS_PER_LIST)]
+
+    def read(self, unit: list[tuple[str, str]]) -> Iterator[list[Item]]:
+        items = []
+        for path, folder in unit:
+            relative = os.path.relpath(path, self.root).replace(os.sep, "/")
+            values = {"image": path, "label": folder}
+            key = relative if self.key_column in (None, "image") else folder
+            items.append(Item(source=path, values=values, key=key))
+        yield items
+
+
+@IMAGE_SOURCES.register("npz")
+class NpzReader(_Reader):
+    """Arrays with one item per row along axis 0, per split prefix (``splits``) or split by ``data.split``."""
+
+    spread = False  # the items hold their arrays: read where they are converted
+
+    def __init__(self, recipe: Recipe):
+        super().__init__(recipe)
+        source = recipe.data.source
+        self.files = expand_sources(source.patterns)
+        self.prefixes = dict(source.splits) if source.splits else {None: None}
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+        self.lengths: dict[tuple[str, str | None], int] = {}
+        problems = []
+        for path in self.files:
+            problems += self._check_file(path)
+        _raise(problems)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_cache": {}}
+
+    def array_name(self, prefix: str | None, column: str) -> str:
+        return f"{prefix}_{column}" if prefix else column
+
+    def _check_file(self, path: str) -> list[str]:
+        arrays = npz_arrays(path)
+        problems = []
+        for split, prefix in self.prefixes.items():
+            lengths = {}
+            for column in self.columns:
+                name = self.array_name(prefix, column)
+                if name not in arrays:
+                    problems.append(f"column '{column}': array '{name}' is missing from {path}"
+                                    f"{did_you_mean(name, arrays)}; arrays present: {', '.join(sorted(arrays))}")
+                    continue
+                shape, _ = arrays[name]
+                if not shape:
+                    problems.append(f"array '{name}' of {path} is a scalar; arrays hold one row per item on axis 0")
+                    continue
+                lengths[name] = shape[0]
+            if len(set(lengths.values())) > 1:
+                problems.append(f"arrays of {path}{f' (split {split})' if split else ''} disagree in length (axis "
+                                "0): " + ", ".join(f"{name} {n}" for name, n in lengths.items()))
+            elif lengths:
+                self.lengths[(path, split)] = next(iter(lengths.values()))
+            image = self.array_name(prefix, self.image_column)
+            if image in arrays and len(arrays[image][0]) not in (3, 4):
+                problems.append(f"array '{image}' of {path} has shape {list(arrays[image][0])}; images are (N, H, W) "
+                                "or (N, H, W, C)")
+        return problems
+
+    def units(self) -> list[tuple[str, str | None, int, int]]:
+        return [(path, split, start, min(start + ITEMS_PER_LIST, length))
+                for (path, split), length in self.lengths.items() for start in range(0, length, ITEMS_PER_LIST)]
+
+    def _array(self, path: str, name: str) -> np.ndarray:
+        if (path, name) not in self._cache:
+            if any(cached != path for cached, _ in self._cache):
+                self._cache = {}  # one file's arrays in memory at a time
+            with _open_bytes(path) as handle, np.load(handle, allow_pickle=False) as arrays:
+                self._cache[(path, name)] = arrays[name]
+        return self._cache[(path, name)]
+
+    def read(self, unit: tuple[str, str | None, int, int]) -> Iterator[list[Item]]:
+        path, split, start, end = unit
+        prefix = self.prefixes[split]
+        arrays = {column: self._array(path, self.array_name(prefix, column)) for column in self.columns}
+        items = []
+        for index in range(start, end):
+            values = {column: array[index] for column, array in arrays.items()}
+            key = None
+            if self.key_column and split is None:
+                key = str(values[self.key_column].item() if isinstance(values[self.key_column], np.generic)
+                          else values[self.key_column])
+            items.append(Item(source=path, index=index, values=values, key=key, split=split))
+        yield items
+
+
+def npz_arrays(path: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Array name -> (shape, dtype) of an ``.npz`` file, read from the array headers only.
+
+    Raises:
+        ValueError: the file is not a readable ``.npz`` (zip) file.
+    """
+    arrays = {}
+    try:
+        with _open_bytes(path) as handle, zipfile.ZipFile(handle) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(member)
+                arrays[info.filename[:-4]] = (tuple(shape), dtype.str)
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise ValueError(f"data.source.path: {path} is not a readable .npz file: {err}") from None
+    return arrays
