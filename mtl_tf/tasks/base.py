@@ -30,6 +30,8 @@ class TaskType:
     default_metrics: tuple[str, ...] = ()
     lower_is_better: frozenset[str] = frozenset({"loss", "mae", "mse", "rmse"})
     label_dtype: tf.DType = tf.float32
+    dense: bool = False
+    output_stride: int = 1
 
     def __init__(self, name: str, classes: Sequence[str] | None = None,
                  metrics: Sequence[str] | None = None, primary_metric: str | None = None,

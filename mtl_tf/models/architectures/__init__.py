@@ -18,6 +18,13 @@ from mtl_tf.registry import Registry
 
 ARCHITECTURES = Registry("architecture")
 
+
+def image_architectures() -> list[str]:
+    """The registered architectures that build image models (they give each task a pyramid)."""
+    return [name for name in ARCHITECTURES.names()
+            if ARCHITECTURES.lookup(name).pyramids is not Architecture.pyramids]
+
+
 from mtl_tf.models.architectures.base import Architecture  # noqa: E402
 from mtl_tf.models.architectures.cross_stitch import CrossStitchNetwork  # noqa: E402
 from mtl_tf.models.architectures.dselect_k import DSelectK  # noqa: E402
@@ -29,6 +36,6 @@ from mtl_tf.models.architectures.mtan import MultiTaskAttention  # noqa: E402
 from mtl_tf.models.architectures.ple import ProgressiveLayeredExtraction  # noqa: E402
 from mtl_tf.models.architectures.sps import SoftParameterSharing  # noqa: E402
 
-__all__ = ["ARCHITECTURES", "Architecture", "CrossStitchNetwork", "DSelectK", "EncoderDecoder",
+__all__ = ["ARCHITECTURES", "Architecture", "image_architectures", "CrossStitchNetwork", "DSelectK", "EncoderDecoder",
            "ExplicitTaskRouting", "HardParameterSharing", "MultiGateMixtureOfExperts",
            "MultiTaskAttention", "ProgressiveLayeredExtraction", "SoftParameterSharing"]
