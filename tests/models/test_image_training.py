@@ -37,7 +37,7 @@ def test_hps_fpn_segments_bright_squares():
         return image_model("hps", trunk={"name": "resnet", "filters": [8, 16], "depth": 1},
                            decoder={"name": "fpn", "filters": 8}, shape=SHAPE, tasks=[task])
 
-    trainer = Trainer(model, [task], {"name": "adam", "learning_rate": 0.01}, epochs=1, steps_per_epoch=60,
+    trainer = Trainer(model, [task], {"name": "adam", "learning_rate": 0.01}, epochs=1, steps_per_epoch=100,
                       verbose=0, jit_compile=False)
     trainer.fit(dataset(*train, batch=16, repeat=True))
     accuracy = trainer.evaluate(dataset(*test, batch=16))["mask"]["pixel_accuracy"]

@@ -12,6 +12,12 @@
 | ple           | task and shared experts per level, CGC gates    | mlp, conv  |
 | mtan          | shared trunk, task attention, cross-task fusion | mlp, conv  |
 | etr_nlp       | fixed primitives shared, learnable task branches| mlp, conv  |
+
+Image models (an image feature): every architecture gives each task a feature pyramid
+(:meth:`Architecture.pyramids`) from an image trunk (conv, resnet, unet, keras_app; the
+block-routing cross_stitch and etr_nlp need one that splits into blocks: conv, resnet,
+unet); a dense task decodes it, an image-level task pools its deepest map (see
+:meth:`Architecture.build_images`).
 """
 
 from mtl_tf.registry import Registry

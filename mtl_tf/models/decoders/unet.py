@@ -12,6 +12,9 @@ from mtl_tf.models.layers.conv_block import ConvBlock
 from mtl_tf.models.pyramid import Pyramid
 
 
+MAX_DEFAULT_FILTERS = 256
+
+
 @DECODERS.register("unet")
 class UNetDecoder(Decoder):
     """From the deepest map up, level by level (Ronneberger et al., 2015).
@@ -20,12 +23,14 @@ class UNetDecoder(Decoder):
     the strides (``<prefix>_upsample_<l>``), concatenate level ``l``'s map
     (``<prefix>_skip_<l>``), two 3x3 conv blocks (``<prefix>_conv_<l>_0``, ``_1``). When the
     finest level is still coarser than the output stride (a trunk whose first map is at stride
-    2 or 4), the map is upsampled the rest of the way (``<prefix>_upsample_out``) and goes
-    through one more conv block (``<prefix>_conv_out``).
+    2 or 4), the map is upsampled the rest of the way (``<prefix>_upsample_out``, bilinear,
+    as FPN and DeepLab do: a convolution at full resolution would cost more than the rest).
 
     Args:
         filters: channels of each level's conv blocks: one int for all, a list indexed by
-            pyramid level, or null for the skip's own channels (the symmetric U-Net).
+            pyramid level, or null for the skip's own channels (the symmetric U-Net), at
+            most 256 (so that a Keras Applications backbone's 1024- and 2048-channel maps
+            do not make a decoder of tens of millions of parameters).
         activation, batch_norm, interpolation: see :class:`Decoder`.
 
     Example (recipe):
@@ -50,16 +55,12 @@ class UNetDecoder(Decoder):
             for j in range(2):
                 x = self._conv(width, f"{prefix}_conv_{index}_{j}")(x)
             current = level_stride
-        if current > stride:
-            x = self.resample(x, current, stride, f"{prefix}_upsample_out")
-            x = self._conv(x.shape[-1], f"{prefix}_conv_out")(x)
-        elif current < stride:
-            x = self.resample(x, current, stride, f"{prefix}_resample")
-        return x
+        name = f"{prefix}_upsample_out" if current > stride else f"{prefix}_resample"
+        return self.resample(x, current, stride, name)
 
     def _width(self, index: int, skip_width: int) -> int:
         if self.filters is None:
-            return skip_width
+            return min(skip_width, MAX_DEFAULT_FILTERS)
         return self.filters[index] if isinstance(self.filters, list) else self.filters
 
     def _conv(self, width: int, name: str) -> ConvBlock:
