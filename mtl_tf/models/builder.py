@@ -164,7 +164,7 @@ def _representations(architecture, inputs: dict[str, Any], spec: DatasetSpec,
     """Task name -> representation; sequence features go apart to an architecture that encodes them."""
     if any(f.kind == "image" for f in spec.features):
         return _image_representations(architecture, inputs, spec, tasks, decoder)
-    dense = [task.name for task in tasks if task.dense]
+    dense = [task.name for task in tasks if getattr(task, "dense", False)]
     if dense:
         raise ValueError(f"task(s) {', '.join(dense)} are dense (per pixel or per object of an image) and "
                          f"need an image feature; the model's features: {', '.join(f.name for f in spec.features)}")

@@ -183,3 +183,23 @@ def test_image_models_compute_in_the_mixed_precision_policy():
     assert model.get_layer("shared_image_normalize").compute_dtype == "bfloat16"
     assert model.get_layer("mask_decoder_aspp_project").compute_dtype == "bfloat16"
     assert keras.backend.standardize_dtype(outputs["mask"].dtype) == "float32"  # the head's own dtype
+
+
+def test_etr_nlp_on_images_keeps_its_primitives_fixed():
+    from mtl_tf.models import parameter_breakdown
+
+    model = image_model("etr_nlp", trunk=SMALL_TRUNK)
+    counts = parameter_breakdown(model)
+    assert counts["fixed_primitives"] > 0
+    assert model.get_layer("shared_nlp_0").trainable_weights == []
+    assert {"mask_branch_0", "mask_route_0", "scene_branch_2"} <= {layer.name for layer in model.layers}
+
+
+def test_mmoe_gates_on_images_weigh_the_experts_of_every_level():
+    from mtl_tf.models import expert_utilisation
+
+    model = image_model({"name": "mmoe", "experts": 2}, trunk=SMALL_TRUNK)
+    used = expert_utilisation(model, [image_batch(4)])
+    assert len(used["mask"]) == 4  # one row of weights per pyramid level
+    for level in used["mask"]:
+        assert len(level) == 2 and abs(sum(level) - 1.0) < 1e-5

@@ -69,8 +69,9 @@ def test_fpn_decoder_has_laterals_top_down_merges_and_one_sum():
 def test_aspp_decoder_has_its_branches_and_the_low_level_skip():
     model, values = _decoded({"name": "aspp", "filters": 6, "rates": [1, 2], "low_level_filters": 3}, 1)
     names = {layer.name for layer in model.layers}
-    assert {"seg_decoder_aspp_conv", "seg_decoder_aspp_rate_1", "seg_decoder_aspp_rate_2", "seg_decoder_aspp_pool",
-            "seg_decoder_aspp_project", "seg_decoder_low_level", "seg_decoder_refine_1", "seg_decoder_upsample"} <= names
+    assert {"seg_decoder_aspp_conv", "seg_decoder_aspp_rate_1", "seg_decoder_aspp_rate_2",
+            "seg_decoder_aspp_pool", "seg_decoder_aspp_project", "seg_decoder_low_level", "seg_decoder_refine_1",
+            "seg_decoder_upsample"} <= names
     assert model.get_layer("seg_decoder_aspp_rate_2").dilation == 2
     assert model.get_layer("seg_decoder_low_level").input.shape[1:3] == (8, 8)  # stride 4
     assert model.get_layer("seg_decoder_concat").output.shape[-1] == 6 + 3

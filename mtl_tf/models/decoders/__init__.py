@@ -1,10 +1,12 @@
 """Registry of decoders: a feature pyramid -> one map at a dense task's output stride.
 
-| name | how |
-| ---- | --- |
-| unet | from the deepest map up: upsample, concatenate the skip, two 3x3 conv blocks per level |
-| fpn  | lateral 1x1, top-down nearest upsampling and sum, 3x3 smoothing; the levels upsampled (bilinear) to the finest one used and summed |
-| aspp | DeepLabV3+: atrous spatial pyramid pooling on the deepest map (1x1, 3x3 per rate, image pooling), upsampled and joined with a low-level skip (stride 4), two 3x3 conv blocks |
+- ``unet``: from the deepest map up: upsample, concatenate the skip, two 3x3 conv blocks
+  per level;
+- ``fpn``: lateral 1x1, top-down nearest upsampling and sum, 3x3 smoothing; the levels
+  upsampled (bilinear) to the finest one used and summed;
+- ``aspp``: DeepLabV3+: atrous spatial pyramid pooling on the deepest map (1x1, 3x3 per
+  rate, image pooling), upsampled and joined with a low-level skip (stride 4), two 3x3
+  conv blocks.
 
 Each ends at the task's ``output_stride`` (1: the input resolution; 4 for detection) with
 bilinear upsampling when its last merged level is coarser. A decoder is a builder, not a

@@ -86,7 +86,8 @@ class KerasApplicationTrunk(keras.layers.Layer):
                  return_pyramid: bool = False, **kwargs):
         super().__init__(**kwargs)
         if application not in PYRAMID_LAYERS:
-            raise ValueError(f"application {application!r} is not supported{did_you_mean(str(application), PYRAMID_LAYERS)}; "
+            hint = did_you_mean(str(application), PYRAMID_LAYERS)
+            raise ValueError(f"application {application!r} is not supported{hint}; "
                              f"allowed: {', '.join(PYRAMID_LAYERS)}")
         self.application = application
         self.weights_path = check_weights(weights, application)
