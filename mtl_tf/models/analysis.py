@@ -6,7 +6,10 @@ concrete function at batch size 1), op by op, from the ops' static shapes:
   MatMul / BatchMatMul   output size x contracted size
   Einsum                 product of the sizes of every index (two operands)
   Conv2D                 output size x kernel height x kernel width x input channels per group
-  DepthwiseConv2dNative  output size x kernel height x kernel width
+                         (a dilated convolution, which TensorFlow runs on a space-to-batch
+                         rearranged and padded input, by the size of its output once
+                         rearranged back: padding is not counted)
+  DepthwiseConv2dNative  output size x kernel height x kernel width (dilated: as Conv2D)
   Gather (embeddings)    output size (one read per embedded value)
 
 Element-wise ops (bias adds, activations, normalisation) are not counted: they are small
@@ -131,11 +134,20 @@ def _multiply_adds(op: tf.Operation) -> int:
         return _einsum(op)
     if kind == "Conv2D":
         kernel = op.inputs[1].shape  # (h, w, in / groups, out)
-        return _size(op.outputs[0].shape) * kernel[0] * kernel[1] * kernel[2]
+        return _size(_conv_output(op).shape) * kernel[0] * kernel[1] * kernel[2]
     if kind == "DepthwiseConv2dNative":
         kernel = op.inputs[1].shape
-        return _size(op.outputs[0].shape) * kernel[0] * kernel[1]
+        return _size(_conv_output(op).shape) * kernel[0] * kernel[1]
     return 0
+
+
+def _conv_output(op: tf.Operation) -> tf.Tensor:
+    """A convolution's output; for a dilated one, the output rearranged back from batches."""
+    if op.inputs[0].op.type == "SpaceToBatchND":
+        for consumer in op.outputs[0].consumers():
+            if consumer.type == "BatchToSpaceND":
+                return consumer.outputs[0]
+    return op.outputs[0]
 
 
 def _einsum(op: tf.Operation) -> int:

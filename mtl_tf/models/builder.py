@@ -3,6 +3,12 @@
 inputs (one per feature) -> preprocessing (dataset.json statistics) -> architecture
 (trunk, routing, towers) -> one head per task. The same builder serves every architecture;
 an architecture only decides how the representation of each task is computed.
+
+With an image feature the model is an image model: the image is normalised
+(``shared_<feature>_normalize``) and goes through the architecture's image path
+(:meth:`Architecture.build_images`: a feature pyramid per task, a decoder per dense task,
+pooling and a tower per image-level task); the other features, encoded as usual, are
+joined to each image-level task's pooled vector.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import numpy as np
 from mtl_tf.data.spec import DatasetSpec
 from mtl_tf.models.architectures import ARCHITECTURES
 from mtl_tf.models.naming import check_task_names, layer_owner
-from mtl_tf.models.preprocessing import build_inputs, preprocess, sequence_steps
+from mtl_tf.models.preprocessing import build_inputs, normalize_image, preprocess, sequence_steps
 from mtl_tf.recipe.schema import Recipe
 from mtl_tf.tasks import build_tasks
 
@@ -31,13 +37,14 @@ def build_model(recipe: Recipe, spec: DatasetSpec, tasks: Sequence[Any] | None =
 
     Returns:
         A functional ``keras.Model`` named ``recipe.name``: inputs a dict keyed by feature
-        name (scalars per row), outputs a dict keyed by task name.
+        name (scalars per row; uint8 (H, W, C) for an image), outputs a dict keyed by task
+        name (a dense task's map at its output stride).
 
     Example:
         >>> model = build_model(load_recipe("recipes/fraud_signals.yaml"), DatasetSpec.read(folder))
         >>> model(features)["transaction_fraud"]  # (batch,) probabilities
     """
-    tasks = list(build_tasks(recipe.tasks) if tasks is None else tasks)
+    tasks = list(build_tasks(recipe.tasks, spec) if tasks is None else tasks)
     if not tasks:
         raise ValueError("build_model needs at least one task; received none")
     check_task_names([task.name for task in tasks])
@@ -46,7 +53,7 @@ def build_model(recipe: Recipe, spec: DatasetSpec, tasks: Sequence[Any] | None =
     features = [spec.feature(f.name) for f in recipe.data.features]
     model_spec = spec.model_copy(update={"features": features})
     inputs = build_inputs(model_spec)
-    representations = _representations(_architecture(recipe), inputs, model_spec, tasks)
+    representations = _representations(_architecture(recipe), inputs, model_spec, tasks, _decoder(recipe))
     outputs = {task.name: task.head(representations[task.name]) for task in tasks}
     model = keras.Model(inputs=inputs, outputs=outputs, name=recipe.name)
     check_ownership(model)
@@ -153,14 +160,40 @@ def shared_variables(model: keras.Model,
 
 
 def _representations(architecture, inputs: dict[str, Any], spec: DatasetSpec,
-                     tasks: Sequence[Any]) -> dict[str, Any]:
+                     tasks: Sequence[Any], decoder: Any = None) -> dict[str, Any]:
     """Task name -> representation; sequence features go apart to an architecture that encodes them."""
+    if any(f.kind == "image" for f in spec.features):
+        return _image_representations(architecture, inputs, spec, tasks, decoder)
+    dense = [task.name for task in tasks if getattr(task, "dense", False)]
+    if dense:
+        raise ValueError(f"task(s) {', '.join(dense)} are dense (per pixel or per object of an image) and "
+                         f"need an image feature; the model's features: {', '.join(f.name for f in spec.features)}")
     sequences = [f for f in spec.features if f.kind == "sequence"]
     if not architecture.encodes_sequences(bool(sequences)):
         return architecture.build(preprocess(inputs, spec), tasks)
     static = [f for f in spec.features if f.kind != "sequence"]
     x = preprocess(inputs, spec.model_copy(update={"features": static})) if static else None
     return architecture.build_sequences(x, sequence_steps(inputs, sequences), tasks)
+
+
+def _image_representations(architecture, inputs: dict[str, Any], spec: DatasetSpec,
+                           tasks: Sequence[Any], decoder: Any) -> dict[str, Any]:
+    images = [f for f in spec.features if f.kind == "image"]
+    if len(images) > 1:
+        raise ValueError(f"an image model takes one image feature; received {len(images)}: "
+                         f"{', '.join(f.name for f in images)}")
+    if architecture.encodes_sequences(False):
+        raise ValueError(f"architecture {type(architecture).__name__}: the sequence encoder does not take "
+                         "image features; remove 'encoder' (sequence features then enter flattened)")
+    others = [f for f in spec.features if f.kind != "image"]
+    x = normalize_image(inputs[images[0].name], images[0])
+    features = preprocess(inputs, spec.model_copy(update={"features": others})) if others else None
+    return architecture.build_images(x, tasks, decoder, features)
+
+
+def _decoder(recipe: Recipe) -> dict[str, Any] | None:
+    """The recipe's ``model.decoder``, or None when it names none (the architecture's default)."""
+    return recipe.model.decoder.as_dict() if "decoder" in recipe.model.model_fields_set else None
 
 
 def _architecture(recipe: Recipe):

@@ -13,6 +13,10 @@ Per feature kind:
                  elements: per step [(x - mean) / std, missing], padding and missing
                  values as 0 with missing 1; flattened step by step          (2 x length columns)
 
+  image       -> :class:`ImageNormalize` (:func:`normalize_image`): uint8 (H, W, C) ->
+                 float (x - mean) / std per channel, the train split's ImageStats; the
+                 image goes to the architecture's image path, not into the concatenation
+
 An architecture with a sequence encoder (``eds`` with ``encoder``) takes the sequence
 features apart instead, stacked per step by :func:`sequence_steps`.
 """
@@ -23,8 +27,9 @@ from typing import Sequence
 
 import keras
 
-from mtl_tf.data.spec import CategoricalStats, DatasetSpec, FeatureSpec, NumericStats
+from mtl_tf.data.spec import CategoricalStats, DatasetSpec, FeatureSpec, ImageStats, NumericStats
 from mtl_tf.models.layers.cyclical_time import CyclicalTime
+from mtl_tf.models.layers.image_normalize import ImageNormalize
 from mtl_tf.models.layers.sequence_steps import SequenceSteps
 from mtl_tf.models.layers.standardize import Standardize
 from mtl_tf.models.naming import shared_name
@@ -39,8 +44,9 @@ def build_inputs(spec: DatasetSpec) -> dict[str, keras.KerasTensor]:
         spec: the dataset (only its ``features`` are read).
 
     Returns:
-        Feature name -> ``keras.Input(shape=(), dtype=float32 | string | int64)``, or
-        ``shape=(length,)`` float32 for a sequence feature.
+        Feature name -> ``keras.Input(shape=(), dtype=float32 | string | int64)``,
+        ``shape=(length,)`` float32 for a sequence feature, or ``shape=(H, W, C)`` uint8 for
+        an image feature.
     """
     return {f.name: keras.Input(shape=tuple(f.value_shape), dtype=f.dtype, name=f.name) for f in spec.features}
 
@@ -58,6 +64,11 @@ def preprocess(inputs: dict[str, keras.KerasTensor], spec: DatasetSpec) -> keras
     missing = [f.name for f in spec.features if f.name not in inputs]
     if missing:
         raise ValueError(f"no input for feature(s) {', '.join(missing)}; inputs: {', '.join(inputs)}")
+    images = [f.name for f in spec.features if f.kind == "image"]
+    if images:
+        raise ValueError(f"image feature(s) {', '.join(images)} are not concatenated with the others; "
+                         "normalise them with normalize_image and build them through an architecture's "
+                         "image path (the model builder does)")
     encoded = [encode_feature(inputs[f.name], f) for f in spec.features]
     if len(encoded) == 1:
         return encoded[0]
@@ -69,6 +80,26 @@ def encode_feature(x: keras.KerasTensor, feature: FeatureSpec) -> keras.KerasTen
     encoders = {"numeric": _numeric, "categorical": _categorical, "timestamp": _timestamp,
                 "sequence": _flat_sequence}
     return encoders[feature.kind](x, feature)
+
+
+def normalize_image(x: keras.KerasTensor, feature: FeatureSpec) -> keras.KerasTensor:
+    """The image standardised per channel (``shared_<feature>_normalize``), from its ImageStats.
+
+    Args:
+        x: the feature's uint8 (batch, H, W, C) input.
+        feature: the image feature of dataset.json.
+
+    Returns:
+        (batch, H, W, C) floats in the compute dtype: ``(x - mean[c]) / std[c]``.
+    """
+    if feature.kind != "image":
+        raise ValueError(f"feature '{feature.name}' is {feature.kind}; normalize_image takes image features")
+    stats = _stats(feature, ImageStats)
+    channels = feature.value_shape[-1]
+    if len(stats.mean) != channels or len(stats.std) != channels:
+        raise ValueError(f"feature '{feature.name}': dataset.json holds {len(stats.mean)} means and "
+                         f"{len(stats.std)} stds for an image of {channels} channel(s); expected one each per channel")
+    return ImageNormalize(stats.mean, stats.std, name=shared_name(f"{feature.name}_normalize"))(x)
 
 
 def sequence_steps(inputs: dict[str, keras.KerasTensor],

@@ -25,6 +25,8 @@ COMPONENT_REGISTRIES = {
     "model.architecture": ("mtl_tf.models.architectures", "ARCHITECTURES"),
     "model.trunk": ("mtl_tf.models.trunks", "TRUNKS"),
     "model.tower": ("mtl_tf.models.towers", "TOWERS"),
+    # Checked only for image recipes, the only ones that use a decoder.
+    "model.decoder": ("mtl_tf.models.decoders", "DECODERS"),
     "training.optimizer": ("mtl_tf.training.optimizers", "OPTIMIZERS"),
     "training.task_optimizer": ("mtl_tf.training.optimizers", "OPTIMIZERS"),
     "training.weighting": ("mtl_tf.training.weighting", "WEIGHTINGS"),
@@ -181,6 +183,8 @@ def check_components(recipe: Recipe) -> None:
         section, key = where.split(".")
         spec = getattr(getattr(recipe, section), key)
         if spec is None:  # an optional component left out
+            continue
+        if where == "model.decoder" and recipe.data.image_feature is None:
             continue
         registry = getattr(importlib.import_module(module), attr)
         try:

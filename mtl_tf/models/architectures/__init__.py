@@ -12,11 +12,24 @@
 | ple           | task and shared experts per level, CGC gates    | mlp, conv  |
 | mtan          | shared trunk, task attention, cross-task fusion | mlp, conv  |
 | etr_nlp       | fixed primitives shared, learnable task branches| mlp, conv  |
+
+Image models (an image feature): every architecture gives each task a feature pyramid
+(:meth:`Architecture.pyramids`) from an image trunk (conv, resnet, unet, keras_app; the
+block-routing cross_stitch and etr_nlp need one that splits into blocks: conv, resnet,
+unet); a dense task decodes it, an image-level task pools its deepest map (see
+:meth:`Architecture.build_images`).
 """
 
 from mtl_tf.registry import Registry
 
 ARCHITECTURES = Registry("architecture")
+
+
+def image_architectures() -> list[str]:
+    """The registered architectures that build image models (they give each task a pyramid)."""
+    return [name for name in ARCHITECTURES.names()
+            if ARCHITECTURES.lookup(name).pyramids is not Architecture.pyramids]
+
 
 from mtl_tf.models.architectures.base import Architecture  # noqa: E402
 from mtl_tf.models.architectures.cross_stitch import CrossStitchNetwork  # noqa: E402
@@ -29,6 +42,6 @@ from mtl_tf.models.architectures.mtan import MultiTaskAttention  # noqa: E402
 from mtl_tf.models.architectures.ple import ProgressiveLayeredExtraction  # noqa: E402
 from mtl_tf.models.architectures.sps import SoftParameterSharing  # noqa: E402
 
-__all__ = ["ARCHITECTURES", "Architecture", "CrossStitchNetwork", "DSelectK", "EncoderDecoder",
+__all__ = ["ARCHITECTURES", "Architecture", "image_architectures", "CrossStitchNetwork", "DSelectK", "EncoderDecoder",
            "ExplicitTaskRouting", "HardParameterSharing", "MultiGateMixtureOfExperts",
            "MultiTaskAttention", "ProgressiveLayeredExtraction", "SoftParameterSharing"]

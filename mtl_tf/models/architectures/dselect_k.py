@@ -18,11 +18,13 @@ class DSelectK(MultiGateMixtureOfExperts):
         tower: the tower spec.
         experts: number of experts.
         top_k: experts each task's gate keeps.
+        expert_filters: images: channels of the conv experts (see mmoe).
 
     Example (recipe):
         architecture: {name: dselect_k, experts: 8, top_k: 2}
     """
 
     def __init__(self, trunk: ComponentSpec = "mlp", tower: ComponentSpec = "mlp", experts: int = 4,
-                 top_k: int = 2):
-        super().__init__(trunk, tower, experts=experts, gate="dselect_k", top_k=top_k)
+                 top_k: int = 2, expert_filters: int | None = None):
+        super().__init__(trunk, tower, experts=experts, gate="dselect_k", top_k=top_k,
+                         expert_filters=expert_filters)

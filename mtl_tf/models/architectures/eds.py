@@ -14,6 +14,7 @@ from mtl_tf.models.layers.position_embedding import PositionEmbedding
 from mtl_tf.models.layers.residual_block import ResidualBlock
 from mtl_tf.models.layers.transformer_encoder import TransformerEncoder
 from mtl_tf.models.naming import shared_name
+from mtl_tf.models.pyramid import Pyramid
 
 SEQUENCE_ENCODERS = ("gru", "transformer")
 
@@ -26,12 +27,19 @@ class EncoderDecoder(Architecture):
     (``<task>_decoder``) is an MLP that widens the code again, ``decoder_units`` wide
     (default: the encoder's widths in reverse, without the code width), then its tower.
 
-    Images (conv trunk): a U-Net. The encoder runs block by block (``shared_encoder_<l>``)
-    and keeps every block's output; each task's decoder goes back up level by level:
-    upsample by the encoder block's stride (``<task>_upsample_<l>``), concatenate the skip
-    connection (``<task>_skip_<l>``), residual block (``<task>_decoder_<l>``), ending at the
-    input resolution: a dense per-pixel feature map. With ``pool`` (and a trunk that pools)
-    the map is averaged to a vector for the current per-row heads.
+    Image models (an image feature, :meth:`build_images`): the shared encoder is the trunk's
+    pyramid (``shared_encoder``, any image trunk); every task, dense or image-level, has its
+    own decoder over it (``<task>_decoder_...``; ``model.decoder``, by default ``unet``: a
+    U-Net with one expanding path per task). A dense task's decoder ends at its output
+    stride; an image-level task's at the pyramid's finest stride, then it is averaged
+    (``<task>_pool``) and goes through the tower.
+
+    Conv maps given straight to :meth:`build` (the per-row path): a U-Net. The encoder runs
+    block by block (``shared_encoder_<l>``) and keeps every block's output; each task's
+    decoder goes back up level by level: upsample by the encoder block's stride
+    (``<task>_upsample_<l>``), concatenate the skip connection (``<task>_skip_<l>``),
+    residual block (``<task>_decoder_<l>``), ending at the input resolution. With ``pool``
+    (and a trunk that pools) the map is averaged to a vector for per-row heads.
 
     Event sequences (``encoder: gru | transformer``; the default with sequence features is
     gru): the sequence features of one length N are standardised and stacked per step,
@@ -65,6 +73,8 @@ class EncoderDecoder(Architecture):
 
         architecture: {name: eds, encoder: transformer, sequence_units: 32, heads: 2, blocks: 1}
     """
+
+    default_decoder = "unet"
 
     def __init__(self, trunk: ComponentSpec = "mlp", tower: ComponentSpec = "mlp",
                  decoder_units: Sequence[int] | None = None, pool: bool = True,
@@ -138,6 +148,15 @@ class EncoderDecoder(Architecture):
             decoded = MLP(units, activation=template.activation, name=f"{task.name}_decoder")(code)
             representations[task.name] = self.make_tower(task.name)(decoded)
         return representations
+
+    def pyramids(self, x: keras.KerasTensor, tasks: Sequence[Any]) -> dict[str, Pyramid]:
+        shared = self.make_pyramid(x, shared_name("encoder"))
+        return {task.name: shared for task in tasks}
+
+    def image_level(self, task_name: str, pyramid: Pyramid, features, decoder) -> keras.KerasTensor:
+        stride = pyramid.strides[0]
+        decoded = decoder.decode(pyramid, stride, f"{task_name}_decoder")
+        return super().image_level(task_name, Pyramid([decoded], [stride]), features, decoder)
 
     def _unet(self, x, tasks, template) -> dict[str, keras.KerasTensor]:
         _check_divisible(x, template.strides)

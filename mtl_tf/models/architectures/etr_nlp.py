@@ -12,6 +12,8 @@ from mtl_tf.models.architectures.base import Architecture, ComponentSpec, check_
 from mtl_tf.models.layers.group_linear import GroupLinear
 from mtl_tf.models.layers.non_learnable_primitives import NonLearnablePrimitives
 from mtl_tf.models.naming import shared_name
+from mtl_tf.models.pyramid import Pyramid
+from mtl_tf.models.trunks.base import pyramid_of
 
 
 @ARCHITECTURES.register("etr_nlp")
@@ -34,6 +36,10 @@ class ExplicitTaskRouting(Architecture):
     mixes and the branches learn; :func:`mtl_tf.models.analysis.parameter_breakdown` reports
     learnable and fixed parameter counts. Trunks: mlp and conv. Serving one task runs the
     shared chain and that task's branches only.
+
+    Image models (trunks conv, resnet, unet: their widths, strides and activation): task
+    ``t``'s pyramid is what it sees after every block (``<task>_route_<l>``, or its branch
+    when ``gamma`` is 0), which its decoder or pooling reads.
 
     Args:
         trunk: the trunk spec; only its widths, strides and activation are used.
@@ -60,15 +66,26 @@ class ExplicitTaskRouting(Architecture):
     def build(self, x: keras.KerasTensor, tasks: Sequence[Any]) -> dict[str, keras.KerasTensor]:
         template = self.trunk_blocks()
         names = [task.name for task in tasks]
-        shared, routed = x, {t: x for t in names}
+        routed = self._routes(x, names, template)
+        return {t: self.make_tower(t)(self.pool(routed[t][-1], t, template)) for t in names}
+
+    def pyramids(self, x: keras.KerasTensor, tasks: Sequence[Any]) -> dict[str, Pyramid]:
+        template = self.spatial_blocks()
+        routed = self._routes(x, [task.name for task in tasks], template)
+        return {t: pyramid_of(maps, template.pyramid_strides) for t, maps in routed.items()}
+
+    def _routes(self, x, names: list[str], template) -> dict[str, list[keras.KerasTensor]]:
+        """What each task sees after every block: concat(shared part, its own part)."""
+        shared, routed = x, {t: [x] for t in names}
         for level, (width, stride) in enumerate(zip(template.widths, template.strides)):
             shared_width = round(self.gamma * width)
             own_width = width - shared_width
             if shared_width:
                 shared = self._shared(shared, level, shared_width, stride, template)
-            routed = {t: self._route(t, level, shared if shared_width else None, routed[t], own_width,
-                                     stride, template) for t in names}
-        return {t: self.make_tower(t)(self.pool(routed[t], t, template)) for t in names}
+            for t in names:
+                routed[t].append(self._route(t, level, shared if shared_width else None, routed[t][-1],
+                                             own_width, stride, template))
+        return {t: maps[1:] for t, maps in routed.items()}
 
     def _shared(self, x, level: int, width: int, stride: int, template):
         units = width if not template.spatial else 1

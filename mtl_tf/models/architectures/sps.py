@@ -10,6 +10,7 @@ from mtl_tf.models.architectures import ARCHITECTURES
 from mtl_tf.models.architectures.base import Architecture, ComponentSpec
 from mtl_tf.models.layers.soft_sharing_penalty import SoftSharingPenalty
 from mtl_tf.models.naming import shared_name
+from mtl_tf.models.pyramid import Pyramid
 
 
 @ARCHITECTURES.register("sps")
@@ -22,6 +23,10 @@ class SoftParameterSharing(Architecture):
     (an identity on the features), so the Trainer adds it to the objective and logs it as
     ``regularization``; :func:`mtl_tf.models.analysis.penalty_values` reads it on its own.
     Trunks: mlp and conv. Serving one task runs that task's trunk alone.
+
+    Images: each task's pyramid comes from its own trunk (``<task>_trunk``, any image trunk,
+    one layer that returns every stage's map, so the penalty compares whole trunks); the
+    decoders and towers are the tasks' own as usual and are not penalised.
 
     Args:
         trunk: the trunk spec, one copy per task.
@@ -41,6 +46,13 @@ class SoftParameterSharing(Architecture):
         self.penalty_weight = float(penalty_weight)
 
     def build(self, x: keras.KerasTensor, tasks: Sequence[Any]) -> dict[str, keras.KerasTensor]:
-        anchored = SoftSharingPenalty(self.penalty_weight, name=shared_name("soft_sharing"))(x)
+        anchored = self._anchor(x)
         return {task.name: self.make_tower(task.name)(self.make_trunk(f"{task.name}_trunk")(anchored))
                 for task in tasks}
+
+    def pyramids(self, x: keras.KerasTensor, tasks: Sequence[Any]) -> dict[str, Pyramid]:
+        anchored = self._anchor(x)
+        return {task.name: self.make_pyramid(anchored, f"{task.name}_trunk") for task in tasks}
+
+    def _anchor(self, x: keras.KerasTensor) -> keras.KerasTensor:
+        return SoftSharingPenalty(self.penalty_weight, name=shared_name("soft_sharing"))(x)
