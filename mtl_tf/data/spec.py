@@ -205,7 +205,7 @@ class TaskSpec(_Spec):
         single class occurs. AUC and PR-AUC are undefined there.
         """
         labelled, positives = self.labelled.get(split, 0), self.positives.get(split)
-        if labelled <= 0 or positives is None or self.type == "regression":
+        if labelled <= 0 or positives is None or self.type not in ("binary", "multiclass", "multilabel"):
             return None
         if self.type == "binary" and isinstance(positives, int):
             return _all_or_none(positives, labelled)

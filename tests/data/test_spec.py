@@ -59,3 +59,15 @@ def test_a_source_without_data_rows_is_said_once(tmp_path):
                  splits={s: dict(v, num_examples=0) for s, v in OLD["splits"].items()},
                  rejects={"count": 0})
     assert spec.label_problems() == ["no data rows were read (3 blank lines) from raw/*.csv"]
+
+
+def test_dense_label_counts_are_never_read_as_one_class():
+    from mtl_tf.data.spec import TaskSpec
+
+    # A segmentation task's positives count the images holding each class: every image holding
+    # the sky is the norm, not a one-class split.
+    task = TaskSpec(name="semantic", type="segmentation", label_key="mask", dtype="int32", classes=["sky", "road"],
+                    shape=[4, 4], labelled={"train": 5}, positives={"train": [5, 5]})
+    assert task.one_class("train") is None
+    multilabel = task.model_copy(update={"type": "multilabel", "dtype": "float32", "shape": [2]})
+    assert "sky (all positive)" in multilabel.one_class("train")
