@@ -55,7 +55,11 @@ class PixelClasses(TaskType):
 
     def __init__(self, name: str, classes: Sequence[str] = ("background", "square"), output_stride: int = 1):
         super().__init__(name, classes=classes)
-        self.output_stride = output_stride
+        self._output_stride = output_stride
+
+    @property
+    def output_stride(self) -> int:
+        return self._output_stride
 
     def head(self, x):
         return keras.layers.Conv2D(len(self.classes), 1, activation="softmax", dtype="float32", name=self.name)(x)
