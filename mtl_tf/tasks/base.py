@@ -93,6 +93,12 @@ class TaskType:
         """Loss per row, shape (batch,); ``label`` already cleaned."""
         raise NotImplementedError
 
+    def serving_outputs(self, output: tf.Tensor) -> dict[str, tf.Tensor]:
+        """What the serving signatures return for this task, keyed ``<task>`` or
+        ``<task>_<part>``, computed in the graph from the model's output; default: the
+        output itself under the task's name."""
+        return {self.name: output}
+
     # --- metrics ----------------------------------------------------------------------
     def metric_factories(self) -> dict[str, Callable[[], keras.metrics.Metric]]:
         raise NotImplementedError
