@@ -12,9 +12,8 @@ Geometric steps, in this order, each drawn per image:
 * ``crop``: a window of ``u * height`` x ``v * width`` (``u``, ``v`` drawn in
   ``[crop, 1]``, apart) at a random place, resized back to the image size. Keras's
   ``RandomCrop`` does something else (one window per batch, output at the crop size) and,
-  in Keras 3.15, moves boxes by the wrong axis' offset, so this step is our own: one
-  ``keras.ops.image.affine_transform`` per batch, and the boxes shifted and scaled to
-  match.
+  in Keras 3.15, moves boxes by the wrong axis' offset, so this step is our own
+  (:class:`RandomCropResize`), with the boxes shifted and scaled to match.
 * ``rotation``: ``keras.layers.RandomRotation`` by up to ``rotation`` degrees either way.
 * ``scale``: ``keras.layers.RandomZoom`` with the same factor for both axes, drawn so that
   the content is scaled by a factor in ``[low, high]`` (> 1 zooms in). Keras zooms out at
@@ -22,8 +21,14 @@ Geometric steps, in this order, each drawn per image:
 * ``translate``: ``keras.layers.RandomTranslation`` by up to ``translate`` of the height
   and of the width (drawn apart).
 
-Images are resampled bilinearly; masks and depth maps with nearest neighbour (so a depth
-value is never blended across an edge). Pixels a step brings in from outside the image
+The layers draw each step's transformation (per image) and move the boxes, step after
+step. Images and masks are resampled once, through the composition of the steps' pixel
+maps (each the map the layer's own ``transform_images`` resamples with; a test holds them
+equal), by ``keras.ops.image.affine_transform``: images bilinearly, masks and depth maps
+with nearest neighbour (so a depth value is never blended across an edge). Resampling
+once keeps every mask within half a pixel of the image whatever the number of steps (a
+chain of nearest-neighbour resamplings drifts by up to half a pixel per step) and blurs
+the image once. Pixels the steps bring in from outside the image
 become 0 in the image, the task's ``ignore_index`` in masks (the masks travel shifted by +1
 with fill 0, and 0 becomes the ignore value) and 0 (no depth) in depth maps. Boxes follow
 the Keras layers' box transforms (a rotated box becomes the box around its rotated
@@ -80,10 +85,9 @@ class BatchSeeds(keras.random.SeedGenerator):
 class RandomCropResize:
     """A random window of each image (at least ``fraction`` of each side), resized back.
 
-    Follows the protocol of Keras's image preprocessing layers
-    (``get_random_transformation``, ``transform_images``, ``transform_segmentation_masks``,
-    ``transform_bounding_boxes`` with boxes in absolute ``xyxy``), so :class:`Augmenter`
-    runs it like them.
+    Has the parts of Keras's image preprocessing layers that :class:`Augmenter` uses:
+    ``get_random_transformation`` and ``transform_bounding_boxes`` (boxes in absolute
+    ``xyxy``), plus :meth:`matrix`, its output -> input pixel map.
     """
 
     def __init__(self, fraction: float):
@@ -93,33 +97,16 @@ class RandomCropResize:
 
     def get_random_transformation(self, data: dict, training: bool = True, seed: Any = None) -> dict:
         shape = tf.shape(data["images"])
-        batch = shape[0]
-        draws = [keras.random.uniform([batch], seed=seed) for _ in range(4)]
+        draws = [keras.random.uniform([shape[0]], seed=seed) for _ in range(4)]
         sides = [self.fraction + (1.0 - self.fraction) * draw for draw in draws[:2]]  # height, width
         starts = [(1.0 - side) * draw for side, draw in zip(sides, draws[2:])]  # fractions of the image
         return {"sides": sides, "starts": starts, "height": shape[1], "width": shape[2]}
 
-    def _matrix(self, t: dict) -> tf.Tensor:
-        # Output pixel centre j + 0.5 shows the input at start * size + side * (j + 0.5); the
-        # transform maps output indices to input indices (centres at integers).
+    def matrix(self, t: dict, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+        # Output pixel centre j + 0.5 shows the input at start * size + side * (j + 0.5);
+        # in pixel indices (centres at integers) x_in = side * x_out + offset.
         (side_y, side_x), (start_y, start_x) = t["sides"], t["starts"]
-        height, width = tf.cast(t["height"], tf.float32), tf.cast(t["width"], tf.float32)
-        offset_x = start_x * width + 0.5 * side_x - 0.5
-        offset_y = start_y * height + 0.5 * side_y - 0.5
-        zeros = tf.zeros_like(side_x)
-        return tf.stack([side_x, zeros, offset_x, zeros, side_y, offset_y, zeros, zeros], axis=1)
-
-    def _warp(self, images: tf.Tensor, t: dict, interpolation: str) -> tf.Tensor:
-        # The window lies inside the image; "nearest" fill only answers the half-pixel rims.
-        return keras.ops.image.affine_transform(tf.cast(images, tf.float32), self._matrix(t),
-                                                interpolation=interpolation, fill_mode="nearest")
-
-    def transform_images(self, images: tf.Tensor, transformation: dict, training: bool = True) -> tf.Tensor:
-        return self._warp(images, transformation, "bilinear")
-
-    def transform_segmentation_masks(self, masks: tf.Tensor, transformation: dict,
-                                     training: bool = True) -> tf.Tensor:
-        return self._warp(masks, transformation, "nearest")
+        return _affine(side_x, start_x * width + 0.5 * side_x - 0.5, side_y, start_y * height + 0.5 * side_y - 0.5)
 
     def transform_bounding_boxes(self, boxes: dict, transformation: dict, training: bool = True) -> dict:
         t = transformation
@@ -130,6 +117,71 @@ class RandomCropResize:
         moved = {"boxes": (boxes["boxes"] - origin) / scale, "labels": boxes["labels"]}
         return keras.utils.bounding_boxes.clip_to_image_size(moved, height=height, width=width,
                                                               bounding_box_format="xyxy")
+
+
+def _affine(scale_x: tf.Tensor, shift_x: tf.Tensor, scale_y: tf.Tensor, shift_y: tf.Tensor) -> tf.Tensor:
+    """(batch, 3, 3) maps x_in = scale_x * x_out + shift_x, y_in = scale_y * y_out + shift_y."""
+    zeros, ones = tf.zeros_like(scale_x), tf.ones_like(scale_x)
+    rows = [scale_x, zeros, shift_x, zeros, scale_y, shift_y, zeros, zeros, ones]
+    return tf.reshape(tf.stack(rows, axis=1), [-1, 3, 3])
+
+
+def _from_keras(transform: tf.Tensor) -> tf.Tensor:
+    """Keras's (batch, 8) projective transform -> (batch, 3, 3)."""
+    transform = tf.cast(transform, tf.float32)
+    return tf.reshape(tf.concat([transform, tf.ones_like(transform[:, :1])], axis=1), [-1, 3, 3])
+
+
+def _to_keras(matrix: tf.Tensor) -> tf.Tensor:
+    return tf.reshape(matrix, [-1, 9])[:, :8]
+
+
+class GeometricStep:
+    """One geometric step: its layer draws the transformation and moves the boxes, and
+    ``matrix`` gives the output -> input pixel map the layer would resample images with.
+
+    The maps of every step are composed so that images and masks are resampled once (a
+    chain of nearest-neighbour resamplings would let masks drift by up to half a pixel per
+    step from the bilinearly resampled image); tests check that each map resamples exactly
+    as its layer's ``transform_images`` does.
+    """
+
+    def __init__(self, layer: Any, matrix):
+        self.layer = layer
+        self.matrix = matrix
+
+    def draw(self, data: dict, seed: tf.Tensor) -> Any:
+        return self.layer.get_random_transformation(data, training=True, seed=BatchSeeds(seed))
+
+    def boxes(self, boxes: dict, transformation: Any) -> dict:
+        return self.layer.transform_bounding_boxes(dict(boxes), transformation, training=True)
+
+
+def _flip_matrix(horizontal: bool):
+    def matrix(t: dict, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+        flips = tf.reshape(tf.cast(t["flips"], tf.float32), [-1])
+        sign = 1.0 - 2.0 * flips
+        ones, zeros = tf.ones_like(sign), tf.zeros_like(sign)
+        if horizontal:
+            return _affine(sign, flips * (width - 1.0), ones, zeros)
+        return _affine(ones, zeros, sign, flips * (height - 1.0))
+
+    return matrix
+
+
+def _rotation_matrix(t: dict, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    return _from_keras(t["rotation_matrix"])
+
+
+def _zoom_matrix(t: dict, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    zoom_x, zoom_y = tf.cast(t["width_zoom"][:, 0], tf.float32), tf.cast(t["height_zoom"][:, 0], tf.float32)
+    return _affine(zoom_x, (width - 1.0) / 2.0 * (1.0 - zoom_x), zoom_y, (height - 1.0) / 2.0 * (1.0 - zoom_y))
+
+
+def _translation_matrix(t: dict, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    shift = tf.cast(t["translations"], tf.float32)
+    ones = tf.ones_like(shift[:, 0])
+    return _affine(ones, -shift[:, 0], ones, -shift[:, 1])
 
 
 class Augmenter:
@@ -165,28 +217,33 @@ class Augmenter:
         self.geometric = self._geometric_steps()
         self.colour = self._colour_steps()
 
-    def _geometric_steps(self) -> list[Any]:
+    def _geometric_steps(self) -> list[GeometricStep]:
         a = self.augment
+        # fill and interpolation only matter to the layers' own resampling, which is not used
         fill = {"fill_mode": "constant", "fill_value": 0.0, "interpolation": "bilinear"}
         common = {"bounding_box_format": "xyxy", "dtype": "float32"}
         steps = []
         if a.flip_horizontal:
-            steps.append(keras.layers.RandomFlip("horizontal", **common))
+            steps.append(GeometricStep(keras.layers.RandomFlip("horizontal", **common), _flip_matrix(True)))
         if a.flip_vertical:
-            steps.append(keras.layers.RandomFlip("vertical", **common))
+            steps.append(GeometricStep(keras.layers.RandomFlip("vertical", **common), _flip_matrix(False)))
         if a.crop is not None and a.crop < 1:
-            steps.append(RandomCropResize(a.crop))
+            crop = RandomCropResize(a.crop)
+            steps.append(GeometricStep(crop, crop.matrix))
         if a.rotation:
-            steps.append(keras.layers.RandomRotation(a.rotation / 360.0, **fill, **common))
+            steps.append(GeometricStep(keras.layers.RandomRotation(a.rotation / 360.0, **fill, **common),
+                                       _rotation_matrix))
         if a.scale is not None and tuple(a.scale) != (1.0, 1.0):
             low, high = a.scale
             if low < _MIN_SCALE:
                 raise ValueError(f"data.augment.scale: low must be at least {_MIN_SCALE} (Keras's RandomZoom "
                                  f"zooms out at most 2x); received {list(a.scale)}")
             # RandomZoom samples a region (1 + factor) times the image: scale s shows 1 / s of it.
-            steps.append(keras.layers.RandomZoom((1.0 / high - 1.0, 1.0 / low - 1.0), None, **fill, **common))
+            zoom = keras.layers.RandomZoom((1.0 / high - 1.0, 1.0 / low - 1.0), None, **fill, **common)
+            steps.append(GeometricStep(zoom, _zoom_matrix))
         if a.translate:
-            steps.append(keras.layers.RandomTranslation(a.translate, a.translate, **fill, **common))
+            steps.append(GeometricStep(keras.layers.RandomTranslation(a.translate, a.translate, **fill, **common),
+                                       _translation_matrix))
         return steps
 
     def _colour_steps(self) -> list[Any]:
@@ -221,8 +278,8 @@ class Augmenter:
         features, labels = dict(features), dict(labels)
         name = self.image.name
         data = self._pack(features[name], labels)
-        for index, step in enumerate(self.geometric):
-            data = self._apply(step, data, tf.random.experimental.stateless_fold_in(seed, index))
+        if self.geometric:
+            data = self._geometry(data, seed)
         image = data["images"]
         if self.colour:
             image = image / 255.0
@@ -235,16 +292,31 @@ class Augmenter:
         labels.update(self._unpack(data, labels))
         return features, labels, masks
 
-    @staticmethod
-    def _apply(step: Any, data: dict, seed: tf.Tensor) -> dict:
-        transformation = step.get_random_transformation(data, training=True, seed=BatchSeeds(seed))
-        out = {"images": step.transform_images(data["images"], transformation, training=True)}
+    def _geometry(self, data: dict, seed: tf.Tensor) -> dict:
+        """Every geometric step drawn; boxes moved step by step by the layers, images and
+        masks resampled once through the composed pixel map (0 where it leaves the image,
+        or where any step in between pushed the pixel out, as resampling step by step would)."""
+        shape = tf.shape(data["images"])
+        height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+        out, matrices = dict(data), []
+        for index, step in enumerate(self.geometric):
+            transformation = step.draw(data, tf.random.experimental.stateless_fold_in(seed, index))
+            matrices.append(step.matrix(transformation, height, width))
+            if "bounding_boxes" in out:
+                out["bounding_boxes"] = step.boxes(out["bounding_boxes"], transformation)
+        # a step's map sends its output pixels to its input: the first step's map goes leftmost
+        composed = matrices[0]
+        for matrix in matrices[1:]:
+            composed = composed @ matrix
+        transform = _to_keras(composed)
+        kept = _kept_pixels(matrices, shape[1], shape[2])[..., None]
+        image = keras.ops.image.affine_transform(data["images"], transform, interpolation="bilinear",
+                                                 fill_mode="constant", fill_value=0.0)
+        out["images"] = tf.where(kept, image, 0.0)
         if "segmentation_masks" in data:
-            out["segmentation_masks"] = step.transform_segmentation_masks(data["segmentation_masks"],
-                                                                          transformation, training=True)
-        if "bounding_boxes" in data:
-            out["bounding_boxes"] = step.transform_bounding_boxes(dict(data["bounding_boxes"]), transformation,
-                                                                  training=True)
+            masks = keras.ops.image.affine_transform(data["segmentation_masks"], transform, interpolation="nearest",
+                                                     fill_mode="constant", fill_value=0.0)
+            out["segmentation_masks"] = tf.where(kept, masks, 0.0)
         return out
 
     def _pack(self, image: tf.Tensor, labels: dict) -> dict:
@@ -286,6 +358,25 @@ class Augmenter:
                 out[task] = _compact(boxes[:, start:start + count], classes[:, start:start + count])
                 start += count
         return out
+
+
+def _kept_pixels(matrices: list[tf.Tensor], height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    """(batch, height, width) bool: output pixels that stay inside the image at every
+    intermediate step (the last step's input, then the one before, ... up to the second
+    step's input; the first step's input is the stored image, whose edge the resampling's
+    fill answers)."""
+    ys, xs = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
+    points = tf.cast(tf.stack([tf.reshape(xs, [-1]), tf.reshape(ys, [-1]), tf.ones_like(tf.reshape(xs, [-1]))],
+                              axis=1), tf.float32)
+    points = tf.tile(points[None], [tf.shape(matrices[0])[0], 1, 1])
+    kept = tf.ones(tf.shape(points)[:2], tf.bool)
+    w, h = tf.cast(width, tf.float32), tf.cast(height, tf.float32)
+    for matrix in reversed(matrices[1:]):
+        points = points @ tf.transpose(matrix, [0, 2, 1])
+        x, y = points[..., 0], points[..., 1]
+        # the pixel a nearest-neighbour resampling would read lies inside
+        kept &= (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
+    return tf.reshape(kept, [-1, height, width])
 
 
 def _compact(boxes: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:

@@ -65,9 +65,11 @@ def make_tiny_images(tmp_path: str | Path, rows: int = 24, height: int = 16, wid
 
 
 def write_image_dataset(folder: str | Path, splits: dict[str, list[dict[str, Any]]], height: int, width: int,
-                        channels: int = 3, encoding: str = "png") -> DatasetSpec:
-    """Writes items (as :func:`tiny_image_items` gives them, any subset of the label keys)
-    as TFRecords in the image layout with their dataset.json; returns the spec read back."""
+                        channels: int = 3, encoding: str = "png", classes: Sequence[str] = CLASSES,
+                        resize: str = "stretch") -> DatasetSpec:
+    """Writes items (as :func:`tiny_image_items` gives them) as TFRecords in the image layout
+    with their dataset.json (``classes``: the segmentation classes; ``resize``: the image
+    feature's mode); returns the spec read back."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     split_specs = {}
@@ -84,10 +86,11 @@ def write_image_dataset(folder: str | Path, splits: dict[str, list[dict[str, Any
     spec = {
         "name": "tiny_images", "created": "2024-01-01T00:00:00Z", "rows_in": sum(map(len, splits.values())),
         "features": [{"name": IMAGE, "kind": "image", "dtype": "uint8",
-                      "image": {"height": height, "width": width, "channels": channels, "encoding": encoding},
+                      "image": {"height": height, "width": width, "channels": channels, "encoding": encoding,
+                                "resize": resize},
                       "stats": {"count": len(train), "mean": pixels.mean(0).tolist(),
                                 "std": pixels.std(0).tolist()}}],
-        "tasks": _task_specs(splits, height, width),
+        "tasks": _task_specs(splits, height, width, list(classes)),
         "splits": split_specs,
     }
     DatasetSpec.model_validate(spec).write(folder)
@@ -249,7 +252,8 @@ def _bytes(value: bytes) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
-def _task_specs(splits: dict[str, list[dict[str, Any]]], height: int, width: int) -> list[dict[str, Any]]:
+def _task_specs(splits: dict[str, list[dict[str, Any]]], height: int, width: int,
+                classes: list[str]) -> list[dict[str, Any]]:
     train = splits["train"]
 
     def labelled(name):
@@ -262,11 +266,11 @@ def _task_specs(splits: dict[str, list[dict[str, Any]]], height: int, width: int
     valid = depths[depths > 0]
     return [
         {"name": "semantic", "type": "segmentation", "label_key": KEYS["semantic"], "dtype": "int32",
-         "classes": CLASSES, "shape": [height, width], "ignore_index": IGNORE, "labelled": labelled("semantic"),
+         "classes": classes, "shape": [height, width], "ignore_index": IGNORE, "labelled": labelled("semantic"),
          "positives": {s: [sum(bool((item["semantic"] == c).any()) for item in items
-                                if item.get("semantic") is not None) for c in range(len(CLASSES))]
+                                if item.get("semantic") is not None) for c in range(len(classes))]
                        for s, items in splits.items()},
-         "stats": {"pixels": [int(sum((m == c).sum() for m in masks)) for c in range(len(CLASSES))],
+         "stats": {"pixels": [int(sum((m == c).sum() for m in masks)) for c in range(len(classes))],
                    "ignored": int(sum((m == IGNORE).sum() for m in masks))}},
         {"name": "depth", "type": "depth", "label_key": KEYS["depth"], "dtype": "float32",
          "shape": [height, width], "labelled": labelled("depth"),
