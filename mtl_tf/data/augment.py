@@ -24,11 +24,14 @@ Geometric steps, in this order, each drawn per image:
 The layers draw each step's transformation (per image) and move the boxes, step after
 step. Images and masks are resampled once, through the composition of the steps' pixel
 maps (each the map the layer's own ``transform_images`` resamples with; a test holds them
-equal), by ``keras.ops.image.affine_transform``: images bilinearly, masks and depth maps
-with nearest neighbour (so a depth value is never blended across an edge). Resampling
-once keeps every mask within half a pixel of the image whatever the number of steps (a
-chain of nearest-neighbour resamplings drifts by up to half a pixel per step) and blurs
-the image once. Pixels the steps bring in from outside the image
+equal): images bilinearly, masks and depth maps with nearest neighbour (so a depth value is
+never blended across an edge). Resampling once keeps every mask within half a pixel of the
+image whatever the number of steps (a chain of nearest-neighbour resamplings drifts by up
+to half a pixel per step), blurs the image once and costs one resampling. Without a
+rotation the map is axis-aligned and goes through ``tf.image.crop_and_resize``, otherwise
+through ``ImageProjectiveTransformV3`` (the op of Keras's layers). A pixel is kept when its
+position, followed back through the steps, stays inside the image after each of them (as
+resampling step by step would keep it); the others are brought in from outside and
 become 0 in the image, the task's ``ignore_index`` in masks (the masks travel shifted by +1
 with fill 0, and 0 becomes the ignore value) and 0 (no depth) in depth maps. Boxes follow
 the Keras layers' box transforms (a rotated box becomes the box around its rotated
@@ -146,9 +149,11 @@ class GeometricStep:
     as its layer's ``transform_images`` does.
     """
 
-    def __init__(self, layer: Any, matrix):
+    def __init__(self, layer: Any, matrix, axis_aligned: bool = True, keeps_inside: bool = False):
         self.layer = layer
         self.matrix = matrix
+        self.axis_aligned = axis_aligned  # maps x and y apart (no rotation)
+        self.keeps_inside = keeps_inside  # never sends a pixel of the image outside it (flip, crop)
 
     def draw(self, data: dict, seed: tf.Tensor) -> Any:
         return self.layer.get_random_transformation(data, training=True, seed=BatchSeeds(seed))
@@ -224,15 +229,17 @@ class Augmenter:
         common = {"bounding_box_format": "xyxy", "dtype": "float32"}
         steps = []
         if a.flip_horizontal:
-            steps.append(GeometricStep(keras.layers.RandomFlip("horizontal", **common), _flip_matrix(True)))
+            steps.append(GeometricStep(keras.layers.RandomFlip("horizontal", **common), _flip_matrix(True),
+                                       keeps_inside=True))
         if a.flip_vertical:
-            steps.append(GeometricStep(keras.layers.RandomFlip("vertical", **common), _flip_matrix(False)))
+            steps.append(GeometricStep(keras.layers.RandomFlip("vertical", **common), _flip_matrix(False),
+                                       keeps_inside=True))
         if a.crop is not None and a.crop < 1:
             crop = RandomCropResize(a.crop)
-            steps.append(GeometricStep(crop, crop.matrix))
+            steps.append(GeometricStep(crop, crop.matrix, keeps_inside=True))
         if a.rotation:
             steps.append(GeometricStep(keras.layers.RandomRotation(a.rotation / 360.0, **fill, **common),
-                                       _rotation_matrix))
+                                       _rotation_matrix, axis_aligned=False))
         if a.scale is not None and tuple(a.scale) != (1.0, 1.0):
             low, high = a.scale
             if low < _MIN_SCALE:
@@ -277,10 +284,12 @@ class Augmenter:
         """One augmented batch. ``seed``: int64 tensor of shape [2], the batch's seed."""
         features, labels = dict(features), dict(labels)
         name = self.image.name
-        data = self._pack(features[name], labels)
-        if self.geometric:
-            data = self._geometry(data, seed)
-        image = data["images"]
+        if self.geometric:  # the labels move with the image
+            data = self._geometry(self._pack(features[name], labels), seed)
+            labels.update(self._unpack(data, labels))
+            image = data["images"]
+        else:
+            image = tf.cast(features[name], tf.float32)
         if self.colour:
             image = image / 255.0
             for index, step in enumerate(self.colour):
@@ -289,7 +298,6 @@ class Augmenter:
                 image = step.transform_images(image, transformation, training=True)
             image = image * 255.0
         features[name] = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-        labels.update(self._unpack(data, labels))
         return features, labels, masks
 
     def _geometry(self, data: dict, seed: tf.Tensor) -> dict:
@@ -308,15 +316,11 @@ class Augmenter:
         composed = matrices[0]
         for matrix in matrices[1:]:
             composed = composed @ matrix
-        transform = _to_keras(composed)
-        kept = _kept_pixels(matrices, shape[1], shape[2])[..., None]
-        image = keras.ops.image.affine_transform(data["images"], transform, interpolation="bilinear",
-                                                 fill_mode="constant", fill_value=0.0)
-        out["images"] = tf.where(kept, image, 0.0)
+        aligned = all(step.axis_aligned for step in self.geometric)
+        kept = _kept_pixels(matrices, self.geometric, shape[1], shape[2])
+        out["images"] = _resample(data["images"], composed, "bilinear", kept, aligned)
         if "segmentation_masks" in data:
-            masks = keras.ops.image.affine_transform(data["segmentation_masks"], transform, interpolation="nearest",
-                                                     fill_mode="constant", fill_value=0.0)
-            out["segmentation_masks"] = tf.where(kept, masks, 0.0)
+            out["segmentation_masks"] = _resample(data["segmentation_masks"], composed, "nearest", kept, aligned)
         return out
 
     def _pack(self, image: tf.Tensor, labels: dict) -> dict:
@@ -360,23 +364,55 @@ class Augmenter:
         return out
 
 
-def _kept_pixels(matrices: list[tf.Tensor], height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
-    """(batch, height, width) bool: output pixels that stay inside the image at every
-    intermediate step (the last step's input, then the one before, ... up to the second
-    step's input; the first step's input is the stored image, whose edge the resampling's
-    fill answers)."""
+def _kept_pixels(matrices: list[tf.Tensor], steps: list[GeometricStep], height: tf.Tensor,
+                 width: tf.Tensor) -> tf.Tensor | None:
+    """(batch, height, width, 1) bool: output pixels whose position stays inside the image
+    after every step, as resampling step by step with nearest neighbour would keep them
+    (the pixel read, the position rounded, lies in the image); None when no step can send
+    a pixel out (flips and crops only)."""
+    if all(step.keeps_inside for step in steps):
+        return None
     ys, xs = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
-    points = tf.cast(tf.stack([tf.reshape(xs, [-1]), tf.reshape(ys, [-1]), tf.ones_like(tf.reshape(xs, [-1]))],
-                              axis=1), tf.float32)
-    points = tf.tile(points[None], [tf.shape(matrices[0])[0], 1, 1])
+    xs, ys = tf.cast(tf.reshape(xs, [-1]), tf.float32), tf.cast(tf.reshape(ys, [-1]), tf.float32)
+    points = tf.tile(tf.stack([xs, ys, tf.ones_like(xs)], axis=1)[None], [tf.shape(matrices[0])[0], 1, 1])
     kept = tf.ones(tf.shape(points)[:2], tf.bool)
     w, h = tf.cast(width, tf.float32), tf.cast(height, tf.float32)
-    for matrix in reversed(matrices[1:]):
+    for matrix, step in zip(reversed(matrices), reversed(steps)):
         points = points @ tf.transpose(matrix, [0, 2, 1])
-        x, y = points[..., 0], points[..., 1]
-        # the pixel a nearest-neighbour resampling would read lies inside
-        kept &= (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
-    return tf.reshape(kept, [-1, height, width])
+        if not step.keeps_inside:
+            x, y = points[..., 0], points[..., 1]
+            kept &= (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
+    return tf.reshape(kept, [-1, height, width, 1])
+
+
+def _resample(images: tf.Tensor, matrix: tf.Tensor, interpolation: str, kept: tf.Tensor | None,
+              axis_aligned: bool) -> tf.Tensor:
+    """``images`` resampled through the (batch, 3, 3) output -> input map; 0 outside ``kept``.
+
+    The input gets a one-pixel border repeating its edge, so a position within half a pixel
+    of the edge (a crop's rim, or the last kept pixel of a zoom-out) reads the edge pixel
+    rather than blending in black; what lies outside is then cut by ``kept``, the same for
+    the image and the masks. A map without rotation goes through ``tf.image.crop_and_resize``
+    (about 3x faster on CPU than a projective transform; a flip is a box the wrong way
+    round), others through ``ImageProjectiveTransformV3``, the op Keras's layers use.
+    """
+    shape = tf.shape(images)
+    padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+    shift = tf.constant([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    matrix = shift[None] @ matrix  # into the bordered image's pixel indices
+    if axis_aligned:
+        height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+        a, b, c, d = matrix[:, 0, 0], matrix[:, 0, 2], matrix[:, 1, 1], matrix[:, 1, 2]
+        # output pixels 0 and size - 1 sample the box's corners, in fractions of (padded size - 1)
+        boxes = tf.stack([d / (height + 1.0), b / (width + 1.0), (c * (height - 1.0) + d) / (height + 1.0),
+                          (a * (width - 1.0) + b) / (width + 1.0)], axis=1)
+        out = tf.image.crop_and_resize(padded, boxes, tf.range(shape[0]), shape[1:3], method=interpolation,
+                                       extrapolation_value=0.0)
+    else:
+        out = tf.raw_ops.ImageProjectiveTransformV3(
+            images=padded, transforms=_to_keras(matrix), output_shape=shape[1:3], fill_value=0.0,
+            interpolation=interpolation.upper(), fill_mode="CONSTANT")
+    return out if kept is None else tf.where(kept, out, 0.0)
 
 
 def _compact(boxes: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
