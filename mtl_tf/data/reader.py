@@ -105,7 +105,7 @@ def make_dataset(spec: DatasetSpec, split: str, tasks: Sequence[Any], batch_size
     else:
         ds = _streamed(spec, split, parse, batch_size, shuffle, shuffle_buffer, seed, repeat, drop_remainder)
     if finish is not None:
-        ds = finish(ds)
+        ds = _intra_op_threads(finish(ds))
     return _fixed_parallelism(ds.prefetch(_PREFETCH_BATCHES))
 
 
@@ -194,6 +194,15 @@ def _fixed_parallelism(ds: tf.data.Dataset) -> tf.data.Dataset:
     """
     options = tf.data.Options()
     options.autotune.enabled = False
+    return ds.with_options(options)
+
+
+def _intra_op_threads(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """``ds`` with its ops free to use TensorFlow's intra-op thread pool: tf.data runs the
+    ops of its functions on one thread each by default, and decoding and resampling a batch
+    of images then took about twice as long (bench/image_input.py)."""
+    options = tf.data.Options()
+    options.threading.max_intra_op_parallelism = 0
     return ds.with_options(options)
 
 
