@@ -74,9 +74,9 @@ def decode_any_images(encoded: tf.Tensor, feature: FeatureSpec) -> tf.Tensor:
     """Images of any size and channels (PNG, JPEG, BMP, GIF's first frame) -> uint8
     (batch, height, width, channels), resized as the feature's ``resize`` says.
 
-    What serving does with a request's images. Channels are converted as
-    ``tf.io.decode_image`` does (gray -> RGB, RGBA -> RGB dropping alpha, RGB -> gray; JPEG
-    with the accurate DCT, as in training);
+    What serving does with a request's images. Channels are converted to the feature's
+    (gray -> RGB, RGBA -> RGB dropping alpha, RGB -> gray; JPEG with the accurate DCT, as in
+    training);
     an image already at the stored size is not resampled, so it decodes as in training.
     """
     info = _image_info(feature)
@@ -85,14 +85,32 @@ def decode_any_images(encoded: tf.Tensor, feature: FeatureSpec) -> tf.Tensor:
 
     def one(data: tf.Tensor) -> tf.Tensor:
         def decoded() -> tf.Tensor:
-            image = tf.cond(tf.io.is_jpeg(data), lambda: _decode_jpeg(data, info.channels),
-                            lambda: tf.io.decode_image(data, channels=info.channels, expand_animations=False))
+            image = _decode_any(data, info.channels)
             return resize_image(tf.ensure_shape(image, [None, None, info.channels]), info.height, info.width,
                                 info.resize)
 
         return tf.ensure_shape(tf.cond(tf.strings.length(data) > 0, decoded, lambda: blank), shape)
 
     return _map_rows(one, encoded, tf.TensorSpec(shape, tf.uint8))
+
+
+def _decode_any(data: tf.Tensor, channels: int) -> tf.Tensor:
+    """One image of any format -> uint8 (h, w, channels)."""
+    is_png = tf.equal(tf.strings.substr(data, 0, 4), b"\x89PNG")
+
+    def other() -> tf.Tensor:  # BMP and GIF decode as stored, then convert
+        return _to_channels(tf.io.decode_image(data, channels=0, expand_animations=False), channels)
+
+    return tf.case([(tf.io.is_jpeg(data), lambda: _decode_jpeg(data, channels)),
+                    (is_png, lambda: tf.io.decode_png(data, channels=channels))], default=other, exclusive=True)
+
+
+def _to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
+    """uint8 (h, w, 1 to 4) -> (h, w, channels): gray repeated, alpha dropped, RGB to gray."""
+    count = tf.shape(image)[-1]
+    if channels == 3:
+        return tf.cond(count < 3, lambda: tf.repeat(image[..., :1], 3, axis=-1), lambda: image[..., :3])
+    return tf.cond(count < 3, lambda: image[..., :1], lambda: tf.image.rgb_to_grayscale(image[..., :3]))
 
 
 def resize_image(image: tf.Tensor, height: int, width: int, mode: str) -> tf.Tensor:

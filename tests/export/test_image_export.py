@@ -1,6 +1,7 @@
 """Export of an image model: tf.Examples with encoded images of any size, uint8 features,
 per-task serving outputs, and the skew check on real test examples."""
 
+import io
 import json
 
 import numpy as np
@@ -175,6 +176,15 @@ def test_served_images_convert_channels_as_the_feature_says(tmp_path):
     rgb = tiny_image_items(4, H, W)["test"][0]["image"]
     rgba = np.concatenate([rgb, np.full((H, W, 1), 7, np.uint8)], axis=-1)
     spec = make_tiny_images(tmp_path, rows=4, height=H, width=W)
-    decoded = decode_any_images(tf.constant([encode(rgba), encode(rgb[..., :1])]), spec.feature("image")).numpy()
+    bmp = io.BytesIO()
+    Image.fromarray(rgb).save(bmp, format="BMP")
+    encoded = [encode(rgba), encode(rgb[..., :1]), bmp.getvalue()]
+    decoded = decode_any_images(tf.constant(encoded), spec.feature("image")).numpy()
     np.testing.assert_array_equal(decoded[0], rgb)
     np.testing.assert_array_equal(decoded[1], np.repeat(rgb[..., :1], 3, axis=-1))
+    np.testing.assert_array_equal(decoded[2], rgb)
+    gray = make_tiny_images(tmp_path / "gray", rows=4, height=H, width=W, channels=1).feature("image")
+    as_gray = decode_any_images(tf.constant(encoded), gray).numpy().astype(int)
+    assert as_gray.shape == (3, H, W, 1)
+    expected = np.asarray(Image.fromarray(rgb).convert("L")).astype(int)[..., None]
+    assert np.abs(as_gray[0] - expected).max() <= 1 and np.abs(as_gray[2] - expected).max() <= 1
