@@ -29,6 +29,7 @@ test-fast: install
 bench: install
 	$(PY) bench/trainer_overhead.py
 	$(PY) bench/input_pipeline.py
+	$(PY) bench/image_input.py
 	$(PY) bench/beam_preprocess.py
 
 clean:

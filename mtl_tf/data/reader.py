@@ -5,12 +5,21 @@ Each element is a triple of dicts that Keras ``fit`` also understands as
 
 * ``features``: feature name -> tensor of shape (batch,) or (batch, *shape) for a feature
   with a per-row shape (a sequence), missing values as in the tf.Example layout (NaN, "" or
-  -1; the model's preprocessing handles them);
-* ``labels``: task name -> the label after ``task.clean()`` (no NaN, no -1);
+  -1; the model's preprocessing handles them); an image feature is uint8
+  (batch, height, width, channels);
+* ``labels``: task name -> the label after ``task.clean()`` (no NaN, no -1); a dense label
+  (segmentation, depth, detection) in the form :mod:`mtl_tf.data.images` gives;
 * ``masks``: task name -> float (batch,), 1.0 where the row has that task's label.
 
-A split small enough for memory (``in_memory``, by default when its parsed size, estimated
-from dataset.json, is under ``IN_MEMORY_BUDGET_BYTES``) is parsed once and kept as tensors.
+Images and dense labels are decoded per batch in the pipeline (a parallel map after the
+rows are batched), never in the model; with ``augment`` (the training split) the decoded
+batch is then augmented (:mod:`mtl_tf.data.augment`).
+
+A split small enough for memory (``in_memory``, by default when its decoded size, estimated
+from dataset.json, is under ``IN_MEMORY_BUDGET_BYTES``) is parsed once and kept as tensors;
+images, masks and depth maps are kept encoded (as they are in the TFRecords) and decoded
+per batch after slicing, so the memory held is about the shards' size, well under the
+decoded size the estimate counts.
 Each pass permutes all of its rows at once (one gather per tensor, with a seed drawn for
 that pass) and serves consecutive slices of the permuted tensors as batches: a full shuffle
 at memory speed, with no per-batch gathers, so training never waits for decompression and
@@ -38,7 +47,7 @@ from typing import Any, Sequence
 
 import tensorflow as tf
 
-from mtl_tf.data.parsing import feature_parse_spec, label_keys
+from mtl_tf.data.parsing import decode_features, dense_labels, feature_parse_spec, image_features, label_keys
 from mtl_tf.data.spec import DatasetSpec
 
 COMPRESSION = "GZIP"
@@ -48,12 +57,13 @@ _LOAD_BATCH = 4096
 _READ_CHUNK = 64
 _PARSE_ROWS = 2048
 _PREFETCH_BATCHES = 4
+_AUGMENT_SEED = 7919  # keeps the augmentation draws apart from the shuffle's
 
 
 def make_dataset(spec: DatasetSpec, split: str, tasks: Sequence[Any], batch_size: int,
                  shuffle: bool = False, shuffle_buffer: int = 10_000, seed: int = 0,
                  repeat: bool = False, drop_remainder: bool = False,
-                 in_memory: bool | None = None) -> tf.data.Dataset:
+                 in_memory: bool | None = None, augment: Any = None) -> tf.data.Dataset:
     """Batches of ``(features, labels, masks)`` from one split of a dataset.
 
     Args:
@@ -70,6 +80,9 @@ def make_dataset(spec: DatasetSpec, split: str, tasks: Sequence[Any], batch_size
         in_memory: parse the split once and serve batches from memory (a full shuffle per
             epoch rather than a ``shuffle_buffer`` window); None decides from the split's
             estimated size (:func:`fits_in_memory`).
+        augment: random augmentation of the decoded batches (the recipe's ``data.augment``,
+            an ``Augment`` or its mapping; for the training split only); None or every
+            option off: none. Deterministic for a ``seed``, different at every pass.
 
     Returns:
         A ``tf.data.Dataset`` of ``(features, labels, masks)`` dicts, prefetched, whose
@@ -84,24 +97,37 @@ def make_dataset(spec: DatasetSpec, split: str, tasks: Sequence[Any], batch_size
     if shuffle and shuffle_buffer < 1:
         raise ValueError(f"shuffle_buffer must be a positive integer; received {shuffle_buffer!r}")
     parse = _batch_parser(spec, tasks)
+    finish = _batch_finisher(spec, tasks, augment, seed)
     if in_memory is None:
         in_memory = fits_in_memory(spec, split, tasks)
     if in_memory:
         ds = _from_memory(_load_split(spec, split, parse), batch_size, shuffle, seed, repeat, drop_remainder)
     else:
         ds = _streamed(spec, split, parse, batch_size, shuffle, shuffle_buffer, seed, repeat, drop_remainder)
+    if finish is not None:
+        ds = _intra_op_threads(finish(ds))
     return _fixed_parallelism(ds.prefetch(_PREFETCH_BATCHES))
 
 
 def fits_in_memory(spec: DatasetSpec, split: str, tasks: Sequence[Any],
                    budget: int = IN_MEMORY_BUDGET_BYTES) -> bool:
-    """Whether a split's parsed tensors (estimated at 8 bytes a value) fit in ``budget``.
+    """Whether a split's decoded tensors (:func:`row_bytes` a row) fit in ``budget``."""
+    return split_size(spec, split) * row_bytes(spec, tasks) <= budget
 
-    A feature counts one value per element of its per-row shape (a sequence of 20 counts 20).
+
+def row_bytes(spec: DatasetSpec, tasks: Sequence[Any]) -> int:
+    """Estimated bytes of one decoded row.
+
+    A tabular feature counts 8 bytes per element of its per-row shape (a sequence of 20
+    counts 20), a tabular label 16 per class (value and mask); an image its decoded size
+    (height x width x channels bytes); a dense label its decoded tensor (4 bytes a pixel
+    or box value) and mask.
     """
-    values = sum(math.prod(f.shape) for f in spec.features)
-    values += sum(max(1, len(t.classes or [])) * 2 for t in tasks)
-    return split_size(spec, split) * values * 8 <= budget
+    dense = dense_labels(spec, [task.name for task in tasks])
+    values = sum(math.prod(f.shape) for f in spec.features if f.kind != "image")
+    values += sum(max(1, len(t.classes or [])) * 2 for t in tasks if t.name not in dense)
+    images = sum(math.prod(f.shape) for f in image_features(spec))
+    return values * 8 + images + sum(label.decoded_bytes for label in dense.values())
 
 
 def batch_count(rows: int, batch_size: int, drop_remainder: bool) -> int:
@@ -168,6 +194,15 @@ def _fixed_parallelism(ds: tf.data.Dataset) -> tf.data.Dataset:
     """
     options = tf.data.Options()
     options.autotune.enabled = False
+    return ds.with_options(options)
+
+
+def _intra_op_threads(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """``ds`` with its ops free to use TensorFlow's intra-op thread pool: tf.data runs the
+    ops of its functions on one thread each by default, and decoding and resampling a batch
+    of images then took about twice as long (bench/image_input.py)."""
+    options = tf.data.Options()
+    options.threading.max_intra_op_parallelism = 0
     return ds.with_options(options)
 
 
@@ -240,26 +275,64 @@ def _read_chunks(path: tf.Tensor) -> tf.data.Dataset:
 
 
 def _batch_parser(spec: DatasetSpec, tasks: Sequence[Any]):
-    """A function: serialized batch -> (features, labels, masks)."""
+    """A function: serialized batch -> (features, labels, masks), with images and dense
+    labels in their kept form (encoded bytes; boxes padded), see :func:`_batch_finisher`."""
     feature_spec = feature_parse_spec(spec)
     label_key = _task_label_keys(spec, tasks)
+    dense = dense_labels(spec, [task.name for task in tasks])
+    tabular = [task for task in tasks if task.name not in dense]
     example_spec = dict(feature_spec)
     for task in tasks:
-        key = label_key[task.name]
-        if key in feature_spec:
-            raise ValueError(f"task '{task.name}': its label key '{key}' is also a feature of "
-                             f"dataset '{spec.name}'; a label must not be an input")
-        example_spec[key] = task.parse_feature()
+        rules = dense[task.name].rules() if task.name in dense else {label_key[task.name]: task.parse_feature()}
+        for key, rule in rules.items():
+            if key in feature_spec:
+                raise ValueError(f"task '{task.name}': its label key '{key}' is also a feature of "
+                                 f"dataset '{spec.name}'; a label must not be an input")
+            example_spec[key] = rule
 
     def parse(serialized: tf.Tensor):
         parsed = tf.io.parse_example(serialized, example_spec)
         features = {name: parsed[name] for name in feature_spec}
-        raw = {task.name: parsed[label_key[task.name]] for task in tasks}
-        labels = {task.name: task.clean(raw[task.name]) for task in tasks}
-        masks = {task.name: task.mask(raw[task.name]) for task in tasks}
-        return features, labels, masks
+        raw = {task.name: parsed[label_key[task.name]] for task in tabular}
+        labels = {task.name: task.clean(raw[task.name]) for task in tabular}
+        masks = {task.name: task.mask(raw[task.name]) for task in tabular}
+        for name, label in dense.items():
+            labels[name], masks[name] = label.parse(parsed)
+        order = [task.name for task in tasks]
+        return features, {n: labels[n] for n in order}, {n: masks[n] for n in order}
 
     return parse
+
+
+def _batch_finisher(spec: DatasetSpec, tasks: Sequence[Any], augment: Any, seed: int):
+    """A function: batched dataset -> the same batches with images and dense labels decoded
+    (and augmented, with ``augment``), on parallel threads; None when there is nothing to
+    decode (a tabular dataset keeps its pipeline as it was)."""
+    from mtl_tf.data.augment import as_augmenter
+
+    dense = dense_labels(spec, [task.name for task in tasks])
+    augmenter = as_augmenter(augment, spec, tasks)
+    if not image_features(spec) and not dense:
+        return None
+
+    def decode(features, labels, masks):
+        labels = {name: dense[name].decode(value) if name in dense else value for name, value in labels.items()}
+        return decode_features(features, spec), labels, masks
+
+    def finish(ds: tf.data.Dataset) -> tf.data.Dataset:
+        if augmenter is None:
+            return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        # One seed per batch, drawn anew at every pass (and every iteration of the dataset).
+        seeds = tf.data.Dataset.random(seed=seed + _AUGMENT_SEED, rerandomize_each_iteration=True)
+
+        def augmented(batch, batch_seed):
+            seed_pair = tf.stack([batch_seed, tf.constant(seed, tf.int64)])
+            return augmenter(*decode(*batch), seed=seed_pair)
+
+        return tf.data.Dataset.zip(ds, seeds).map(augmented, num_parallel_calls=tf.data.AUTOTUNE,
+                                                   deterministic=True)
+
+    return finish
 
 
 def _task_label_keys(spec: DatasetSpec, tasks: Sequence[Any]) -> dict[str, str]:

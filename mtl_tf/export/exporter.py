@@ -3,14 +3,19 @@
 Keras 3 ``model.save`` no longer writes SavedModel, so the export goes through
 ``keras.export.ExportArchive``. Every signature parses with the same spec as training
 (:func:`mtl_tf.data.parsing.feature_parse_spec`), so serving needs no Python and parses
-exactly as the training reader does.
+exactly as the training reader does. An image feature arrives as encoded bytes in the
+tf.Example (PNG or JPEG, any size and channels); the graph decodes it, brings it to the
+stored height x width as the feature's ``resize`` says and hands the model uint8, as in
+training (:func:`mtl_tf.data.images.decode_any_images`).
 
-Signatures:
-  ``serving_default``  ``examples``: serialized tf.Example strings -> every task's output.
-  ``serve_features``   one named tensor per feature -> every task's output: (batch,) per
-                       scalar feature, (batch, length) per sequence feature.
-  ``predict_<task>``   serialized tf.Example strings -> that task's output only, computed by a
-                       sub-model that holds only the layers the task depends on.
+Signatures (outputs: each task's ``task.serving_outputs(output)``, keyed ``<task>`` or
+``<task>_<part>``; for the tabular types the task's output under its name):
+  ``serving_default``  ``examples``: serialized tf.Example strings -> every task's outputs.
+  ``serve_features``   one named tensor per feature -> every task's outputs: (batch,) per
+                       scalar feature, (batch, length) per sequence feature, uint8
+                       (batch, height, width, channels) per image feature.
+  ``predict_<task>``   serialized tf.Example strings -> that task's outputs only, computed by
+                       a sub-model that holds only the layers the task depends on.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
-from mtl_tf.data.parsing import feature_parse_spec, input_signature
+from mtl_tf.data.parsing import decode_features, feature_parse_spec, input_signature
 from mtl_tf.data.spec import DatasetSpec
 from mtl_tf.errors import did_you_mean
 
@@ -71,7 +76,9 @@ def export_model(model: keras.Model, spec: DatasetSpec, tasks: Sequence[Any],
         model: a functional Keras model with dict inputs keyed by feature name and dict
             outputs keyed by task name.
         spec: the dataset spec the model was trained on; its features define the parsing.
-        tasks: the TaskType objects (or anything with ``.name``) to serve, in output order.
+        tasks: the TaskType objects to serve, in output order; each signature returns
+            ``task.serving_outputs(output)`` per task (anything with just ``.name``: the
+            output under its name).
         export_dir: the folder to write into.
         overwrite: replace an existing export in ``export_dir`` instead of refusing.
 
@@ -84,12 +91,12 @@ def export_model(model: keras.Model, spec: DatasetSpec, tasks: Sequence[Any],
     """
     inputs = model_inputs(model)
     outputs = model_outputs(model)
-    task_names = _check_tasks(tasks, outputs)
+    _check_tasks(tasks, outputs)
     _check_inputs(inputs, spec)
     export_dir = Path(export_dir)
     saved_model_dir = _prepare_dir(export_dir, overwrite)
 
-    endpoints = _build_endpoints(model, spec, inputs, outputs, task_names)
+    endpoints = _build_endpoints(model, spec, inputs, outputs, list(tasks))
     archive = keras.export.ExportArchive()
     archive.track(model)
     functions = {name: archive.add_endpoint(name, fn, input_signature=signature)
@@ -149,6 +156,29 @@ def _check_inputs(inputs: dict[str, Any], spec: DatasetSpec) -> None:
         if is_string != (tensor.dtype == "string"):
             raise ValueError(f"model input '{name}' has dtype {tensor.dtype} but dataset.json "
                              f"declares {features[name].dtype}; string inputs need string features")
+        feature = features[name]
+        if feature.kind == "image" and (tensor.dtype != "uint8" or list(tensor.shape[1:]) != feature.shape):
+            raise ValueError(f"model input '{name}' is an image feature: it must take uint8 "
+                             f"{tuple([None, *feature.shape])}; received {tensor.dtype} {tuple(tensor.shape)}")
+
+
+def serving_outputs(task: Any, output: Any) -> dict[str, Any]:
+    """A task's serving outputs: ``task.serving_outputs(output)``, or ``{task.name: output}``
+    for an object without that method."""
+    method = getattr(task, "serving_outputs", None)
+    return dict(method(output)) if method is not None else {task.name: output}
+
+
+def all_serving_outputs(tasks: Sequence[Any], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Every task's serving outputs in one dict; two tasks must not give the same key."""
+    served: dict[str, Any] = {}
+    for task in tasks:
+        for key, value in serving_outputs(task, outputs[task.name]).items():
+            if key in served:
+                raise ValueError(f"task '{task.name}' gives serving output '{key}', which another task "
+                                 f"already gives; rename one of the tasks")
+            served[key] = value
+    return served
 
 
 def _prepare_dir(path: Path, overwrite: bool) -> Path:
@@ -162,36 +192,37 @@ def _prepare_dir(path: Path, overwrite: bool) -> Path:
 
 
 def _build_endpoints(model: keras.Model, spec: DatasetSpec, inputs: dict[str, Any],
-                     outputs: dict[str, Any], task_names: list[str]) -> dict[str, tuple]:
+                     outputs: dict[str, Any], tasks: list[Any]) -> dict[str, tuple]:
     """Signature name -> (function, input signature)."""
-    every_task = keras.Model(model.input, {name: outputs[name] for name in task_names})
+    every_task = keras.Model(model.input, {task.name: outputs[task.name] for task in tasks})
     parse_spec = {name: rule for name, rule in feature_parse_spec(spec).items() if name in inputs}
     named = {name: sig for name, sig in input_signature(spec).items() if name in inputs}
     examples = [tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)]
 
     endpoints = {
-        SERVING_DEFAULT: (_on_examples(every_task, inputs, parse_spec), examples),
-        SERVE_FEATURES: (_on_features(every_task, inputs), [named]),
+        SERVING_DEFAULT: (_on_examples(every_task, inputs, parse_spec, spec, tasks), examples),
+        SERVE_FEATURES: (_on_features(every_task, inputs, tasks), [named]),
     }
-    for name in task_names:
-        one_task = keras.Model(model.input, {name: outputs[name]})
-        endpoints[task_signature(name)] = (_on_examples(one_task, inputs, parse_spec), examples)
+    for task in tasks:
+        one_task = keras.Model(model.input, {task.name: outputs[task.name]})
+        endpoints[task_signature(task.name)] = (_on_examples(one_task, inputs, parse_spec, spec, [task]), examples)
     return endpoints
 
 
-def _on_examples(model: keras.Model, inputs: dict[str, Any],
-                 parse_spec: dict[str, tf.io.FixedLenFeature]) -> Callable:
-    call = _on_features(model, inputs)
+def _on_examples(model: keras.Model, inputs: dict[str, Any], parse_spec: dict[str, tf.io.FixedLenFeature],
+                 spec: DatasetSpec, tasks: list[Any]) -> Callable:
+    call = _on_features(model, inputs, tasks)
 
     def serve(examples):
-        return call(tf.io.parse_example(examples, parse_spec))
+        parsed = tf.io.parse_example(examples, parse_spec)
+        return call(decode_features(parsed, spec, any_size=True))
 
     return serve
 
 
-def _on_features(model: keras.Model, inputs: dict[str, Any]) -> Callable:
+def _on_features(model: keras.Model, inputs: dict[str, Any], tasks: list[Any]) -> Callable:
     def serve(features):
-        return model(conform_features(features, inputs), training=False)
+        return all_serving_outputs(tasks, model(conform_features(features, inputs), training=False))
 
     return serve
 

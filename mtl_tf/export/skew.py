@@ -1,26 +1,34 @@
 """Training/serving skew check: the reloaded export must answer as the in-memory model does.
 
 The SavedModel is reloaded with ``tf.saved_model.load`` (as TF Serving would), its
-``serving_default`` signature is called on serialized examples, and each task's output is
-compared with the in-memory model on the same examples parsed with the same spec. Each
-``predict_<task>`` signature is also compared with ``serving_default``. Registration stops
-on a mismatch.
+``serving_default`` signature is called on serialized examples, and each serving output
+(``task.serving_outputs(output)``: ``<task>`` or ``<task>_<part>``) is compared with the
+in-memory model's on the same examples, parsed with the same spec and decoded as the
+training reader decodes them (so the export's own decoding and resizing of images is
+checked too). Each ``predict_<task>`` signature is also compared with ``serving_default``.
+
+Values (probabilities, depth, boxes, scores) must agree within the tolerance. Integer
+outputs (class ids) must agree exactly, except where the in-memory model's probabilities of
+the two ids differ by no more than the tolerance (a tie, which rounding may break either
+way); that exception applies to ids of the task's output along its last axis (per-pixel
+classes), other integer outputs (detection classes) must be equal. Registration stops on a
+mismatch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mtl_tf.data.parsing import feature_parse_spec
+from mtl_tf.data.parsing import decode_features, feature_parse_spec
 from mtl_tf.data.spec import DatasetSpec
 from mtl_tf.export.exporter import (EXAMPLES_INPUT, SERVING_DEFAULT, conform_features,
-                                    model_inputs, task_signature)
+                                    model_inputs, serving_outputs, task_signature)
 
 
 class SkewError(ValueError):
@@ -33,23 +41,28 @@ class SkewError(ValueError):
 
 @dataclass(frozen=True)
 class SkewReport:
-    """Per-task maximum absolute differences found by :func:`check_skew`.
+    """Per-output maximum absolute differences found by :func:`check_skew`, keyed by serving
+    output (the task's name for the tabular types, ``<task>_<part>`` for some dense ones).
 
     Attributes:
         tolerance: the largest difference allowed.
         num_examples: how many examples were compared.
-        export_vs_model: task -> max |serving_default - in-memory model|.
-        task_vs_default: task -> max |predict_<task> - serving_default|.
+        export_vs_model: output -> max |serving_default - in-memory model|; for integer
+            outputs 0.0 when they agree (ties aside), else inf.
+        task_vs_default: output -> max |predict_<task> - serving_default|, likewise.
+        id_mismatches: integer output -> positions where the ids differ without a tie
+            (either comparison); absent when there are none.
     """
 
     tolerance: float
     num_examples: int
     export_vs_model: dict[str, float] = field(default_factory=dict)
     task_vs_default: dict[str, float] = field(default_factory=dict)
+    id_mismatches: dict[str, int] = field(default_factory=dict)
 
     @property
     def max_abs_difference(self) -> dict[str, float]:
-        """Task -> the larger of its two differences."""
+        """Output -> the larger of its two differences."""
         return {task: max(diff, self.task_vs_default.get(task, 0.0))
                 for task, diff in self.export_vs_model.items()}
 
@@ -63,7 +76,8 @@ class SkewReport:
 
 
 def check_skew(model: keras.Model, saved_model_dir: str | Path, examples: Sequence[bytes],
-               spec: DatasetSpec, tolerance: float, raise_on_skew: bool = True) -> SkewReport:
+               spec: DatasetSpec, tolerance: float, raise_on_skew: bool = True,
+               tasks: Sequence[Any] | None = None) -> SkewReport:
     """Compares the reloaded SavedModel with the in-memory model on serialized examples.
 
     Args:
@@ -74,6 +88,8 @@ def check_skew(model: keras.Model, saved_model_dir: str | Path, examples: Sequen
         tolerance: the largest absolute difference allowed per output value.
         raise_on_skew: raise :class:`SkewError` on a mismatch (default) instead of returning
             a report whose ``ok`` is False.
+        tasks: the TaskType objects that were exported (their ``serving_outputs`` give the
+            in-memory side); None: every model output under its name, as the tabular types.
 
     Returns:
         A :class:`SkewReport`.
@@ -86,10 +102,13 @@ def check_skew(model: keras.Model, saved_model_dir: str | Path, examples: Sequen
         raise ValueError(f"tolerance must be >= 0; got {tolerance!r}")
     signatures = _load_signatures(saved_model_dir)
     served = _to_numpy(signatures[SERVING_DEFAULT](**{EXAMPLES_INPUT: batch}))
-    expected = _in_memory(model, spec, batch)
+    raw, expected, owner = _in_memory(model, spec, batch, tasks)
+    compare = _Comparison(raw, owner, float(tolerance))
+    export_vs_model = {key: compare(key, value, expected.get(key)) for key, value in served.items()}
+    task_vs_default = _compare_tasks(signatures, served, batch, saved_model_dir, owner, compare)
     report = SkewReport(tolerance=float(tolerance), num_examples=len(examples),
-                        export_vs_model=_compare(served, expected),
-                        task_vs_default=_compare_tasks(signatures, served, batch, saved_model_dir))
+                        export_vs_model=export_vs_model, task_vs_default=task_vs_default,
+                        id_mismatches={k: v for k, v in compare.mismatches.items() if v})
     if raise_on_skew and not report.ok:
         raise SkewError(_message(report, saved_model_dir), report)
     return report
@@ -117,25 +136,77 @@ def _load_signatures(saved_model_dir: str | Path):
     return signatures
 
 
-def _in_memory(model: keras.Model, spec: DatasetSpec, batch: tf.Tensor) -> dict[str, np.ndarray]:
-    parsed = tf.io.parse_example(batch, feature_parse_spec(spec))
-    return _to_numpy(model(conform_features(parsed, model_inputs(model)), training=False))
+def _in_memory(model: keras.Model, spec: DatasetSpec, batch: tf.Tensor, tasks: Sequence[Any] | None):
+    """(task -> raw output, serving output -> value, serving output -> its task) of the
+    in-memory model, on the examples parsed and decoded as the training reader does."""
+    inputs = model_inputs(model)
+    parsed = tf.io.parse_example(batch, {k: v for k, v in feature_parse_spec(spec).items() if k in inputs})
+    outputs = model(conform_features(decode_features(parsed, spec), inputs), training=False)
+    if tasks is None:
+        tasks = [_Named(name) for name in outputs]
+    expected, owner = {}, {}
+    for task in tasks:
+        for key, value in serving_outputs(task, outputs[task.name]).items():
+            expected[key], owner[key] = np.asarray(value), task.name
+    return _to_numpy({task.name: outputs[task.name] for task in tasks}), expected, owner
 
 
-def _compare(served: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> dict[str, float]:
-    return {task: _max_abs_difference(value, expected.get(task)) for task, value in served.items()}
+class _Named:
+    def __init__(self, name: str):
+        self.name = name
 
 
-def _compare_tasks(signatures, served: dict[str, np.ndarray], batch: tf.Tensor,
-                   saved_model_dir: str | Path) -> dict[str, float]:
-    differences = {}
-    for task, value in served.items():
+class _Comparison:
+    """Compares one serving output with its reference: values by max |a - b|, ids by
+    equality up to ties of the in-memory probabilities; counts id mismatches per output."""
+
+    def __init__(self, raw: dict[str, np.ndarray], owner: dict[str, str], tolerance: float):
+        self.raw, self.owner, self.tolerance = raw, owner, tolerance
+        self.mismatches: dict[str, int] = {}
+
+    def __call__(self, key: str, value: np.ndarray | None, reference: np.ndarray | None) -> float:
+        if value is not None and reference is not None and _is_integer(value) and _is_integer(reference):
+            if value.shape != reference.shape:
+                return float("inf")
+            probabilities = self.raw.get(self.owner.get(key, key))
+            count = id_mismatches(value, reference, probabilities, self.tolerance)
+            self.mismatches[key] = self.mismatches.get(key, 0) + count
+            return 0.0 if count == 0 else float("inf")
+        return _max_abs_difference(value, reference)
+
+
+def id_mismatches(ids: np.ndarray, reference: np.ndarray, probabilities: np.ndarray | None,
+                  tolerance: float) -> int:
+    """Positions where two arrays of class ids differ, not counting ties: where
+    ``probabilities`` (ids' shape plus a class axis) gives the two ids probabilities within
+    ``tolerance`` of each other. Without such probabilities every difference counts."""
+    differ = ids != reference
+    if not differ.any():
+        return 0
+    if probabilities is None or probabilities.shape[:-1] != ids.shape:
+        return int(differ.sum())
+    classes = probabilities.shape[-1]
+    a = np.take_along_axis(probabilities, np.clip(ids, 0, classes - 1)[..., None], axis=-1)[..., 0]
+    b = np.take_along_axis(probabilities, np.clip(reference, 0, classes - 1)[..., None], axis=-1)[..., 0]
+    return int((differ & ~(np.abs(a.astype(np.float64) - b) <= tolerance)).sum())
+
+
+def _is_integer(array: np.ndarray) -> bool:
+    return np.issubdtype(array.dtype, np.integer)
+
+
+def _compare_tasks(signatures, served: dict[str, np.ndarray], batch: tf.Tensor, saved_model_dir: str | Path,
+                   owner: dict[str, str], compare: _Comparison) -> dict[str, float]:
+    differences, answers = {}, {}
+    for key, value in served.items():
+        task = owner.get(key, key)
         name = task_signature(task)
         if name not in signatures:
             raise ValueError(f"the SavedModel at {str(saved_model_dir)!r} has no '{name}' signature "
                              f"for task '{task}'; signatures: {', '.join(signatures)}")
-        alone = _to_numpy(signatures[name](**{EXAMPLES_INPUT: batch}))
-        differences[task] = _max_abs_difference(alone.get(task), value)
+        if name not in answers:
+            answers[name] = _to_numpy(signatures[name](**{EXAMPLES_INPUT: batch}))
+        differences[key] = compare(key, answers[name].get(key), value)
     return differences
 
 
@@ -156,10 +227,12 @@ def _max_abs_difference(a: np.ndarray | None, b: np.ndarray | None) -> float:
 
 def _message(report: SkewReport, saved_model_dir: str | Path) -> str:
     lines = [f"the export at {str(saved_model_dir)!r} differs from the in-memory model on "
-             f"{len(report.failed_tasks)} task(s) over {report.num_examples} examples "
+             f"{len(report.failed_tasks)} output(s) over {report.num_examples} examples "
              f"(tolerance {report.tolerance:g}):"]
-    for task in report.failed_tasks:
-        lines.append(f"  {task}: max |serving_default - model| = {report.export_vs_model[task]:.6g}, "
-                     f"max |{task_signature(task)} - serving_default| = "
-                     f"{report.task_vs_default.get(task, 0.0):.6g}")
+    for key in report.failed_tasks:
+        if key in report.id_mismatches:
+            lines.append(f"  {key}: {report.id_mismatches[key]} class id(s) differ without a tie")
+            continue
+        lines.append(f"  {key}: max |serving_default - model| = {report.export_vs_model[key]:.6g}, "
+                     f"max |predict_<task> - serving_default| = {report.task_vs_default.get(key, 0.0):.6g}")
     return "\n".join(lines)

@@ -23,5 +23,5 @@ def export_and_check(recipe: Recipe, spec: Any, tasks: Sequence[Any], model: Any
     export_dir = base / str(int(time.time()))
     result = export_model(model, spec, tasks, export_dir)
     examples = raw_examples(spec, "test", recipe.export.skew_examples)
-    skew = check_skew(model, result.saved_model_dir, examples, spec, recipe.export.skew_tolerance)
+    skew = check_skew(model, result.saved_model_dir, examples, spec, recipe.export.skew_tolerance, tasks=tasks)
     return export_dir, skew

@@ -78,14 +78,14 @@ def make_trainer(recipe: Recipe, spec: Any, tasks: Sequence[Any], run_dir: Path,
 
 
 def datasets(recipe: Recipe, spec: Any, tasks: Sequence[Any]) -> dict[str, Any]:
-    """train (shuffled), validation and test tf.data pipelines."""
+    """train (shuffled, augmented as ``data.augment`` says), validation and test tf.data pipelines."""
     from mtl_tf.data.reader import make_dataset
 
     training = recipe.training
     common = {"spec": spec, "tasks": tasks, "batch_size": training.batch_size}
     return {
         "train": make_dataset(split="train", shuffle=True, shuffle_buffer=training.shuffle_buffer,
-                              seed=training.seed, **common),
+                              seed=training.seed, augment=recipe.data.augment, **common),
         "validation": make_dataset(split="validation", **common),
         "test": make_dataset(split="test", **common),
     }
