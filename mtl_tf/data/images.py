@@ -159,8 +159,10 @@ def _image_info(feature: FeatureSpec):
 
 
 def _map_rows(fn, values: tf.Tensor, signature: tf.TensorSpec) -> tf.Tensor:
-    # parallel_iterations lets the loop decode several rows of a batch at once.
-    return tf.map_fn(fn, values, fn_output_signature=signature, parallel_iterations=16)
+    # parallel_iterations lets the loop decode several rows of a batch at once (in a graph;
+    # called eagerly, as the export check does, the rows go one by one).
+    parallel = None if tf.executing_eagerly() else 16
+    return tf.map_fn(fn, values, fn_output_signature=signature, parallel_iterations=parallel)
 
 
 # --- dense labels ------------------------------------------------------------------------
