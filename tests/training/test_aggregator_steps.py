@@ -30,11 +30,11 @@ def linear_model(tasks, heads):
     return model
 
 
-def shared_update(gradient, heads=((1.0, 0.0), (1.0, -1.0)), labels=(-0.5, 0.5), weights=(1.0, 1.0)):
+def shared_update(gradient, heads=((1.0, 0.0), (1.0, -1.0)), labels=(-0.5, 0.5), weights=(1.0, 1.0), jit=False):
     """The update one Trainer step applied to the first row of the shared kernel."""
     tasks = [RegressionTask("a", weight=weights[0]), RegressionTask("b", weight=weights[1])]
     trainer = Trainer(lambda: linear_model(tasks, heads), tasks, {"name": "sgd", "learning_rate": 1.0},
-                      gradient=gradient, epochs=1, verbose=0)
+                      gradient=gradient, epochs=1, verbose=0, jit_compile=jit)
     batch = ({"x": np.array([[1.0, 0.0]], "float32")},
              {"a": np.array([labels[0]], "float32"), "b": np.array([labels[1]], "float32")},
              {"a": np.ones(1, "float32"), "b": np.ones(1, "float32")})
@@ -131,3 +131,8 @@ def test_task_weights_shrink_the_down_weighted_tasks_share_through_the_trainer(n
     got = shared_update(name, heads=((1.0, 0.0), (0.0, 1.0)), labels=(-0.5, -0.5), weights=(1.0, 0.1))
     np.testing.assert_allclose(got, expected, rtol=1e-4)
     assert got[1] / got[0] == pytest.approx(0.1, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["cagrad", "upgrad", "nash_mtl"])
+def test_the_solvers_compile_with_xla_and_give_the_same_step(name):
+    np.testing.assert_allclose(shared_update(name, jit=True), EXPECTED[name](), rtol=1e-4, atol=1e-6)

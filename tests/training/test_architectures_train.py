@@ -14,7 +14,8 @@ from tests.models.toy import ARCHITECTURE_NAMES, tasks, toy_data, toy_model
 # As in tests/models/test_architectures.py: the benchmarked architectures in the default run,
 # the others (and image models beyond hps) in the slow run.
 BENCHMARKED = {"hps", "mmoe", "ple", "cross_stitch", "etr_nlp", "sps"}
-CASES = [pytest.param(name, False, marks=() if name in BENCHMARKED else pytest.mark.slow) for name in ARCHITECTURE_NAMES]
+CASES = [pytest.param(name, False, marks=() if name in BENCHMARKED else pytest.mark.slow)
+         for name in ARCHITECTURE_NAMES]
 CASES += [pytest.param(name, True, marks=() if name == "hps" else pytest.mark.slow) for name in ARCHITECTURE_NAMES]
 
 

@@ -70,8 +70,8 @@ def _manual_gradients(tasks, trainer):
         losses, _ = masked_losses(tasks, labels, masks, back(z))
         losses = tf.unstack(losses)
     variables = model.trainable_variables
-    per_task = [[np.zeros(v.shape) if g is None else g.numpy() for g in tape.gradient(losses[t], variables)]
-                for t in range(2)]
+    per_task = [[np.zeros(v.shape) if g is None else g.numpy()
+                 for g, v in zip(tape.gradient(losses[t], variables), variables)] for t in range(2)]
     return model, tape, z, losses, per_task
 
 

@@ -54,7 +54,6 @@ class NashMTL(GradientAggregator):
         self.previous = state_variable(tf.ones([self.num_tasks]), "previous_alpha")
 
     def coefficients(self, gram: tf.Tensor, weights: tf.Tensor, losses: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
-        num_tasks = int(gram.shape[0])
         active = active_tasks(gram, weights)
         norm = tf.maximum(tf.norm(gram * active[:, None] * active[None, :]), 1e-30)
         g = isolate(gram / norm, active)

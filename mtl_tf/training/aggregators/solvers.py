@@ -230,7 +230,9 @@ def cagrad_inner(gram: tf.Tensor, b: tf.Tensor, radius: tf.Tensor, active: tf.Te
         root = tf.where(finite, tf.math.rsqrt(tf.maximum(a * spread, 1e-30)), hi)
         candidate = u / a + root * (bb * u / a - v)
         grad = tf.linalg.matvec(g, candidate) + root * b
-        mu = tf.reduce_sum(tf.where(support, grad * d, 0.0)) / tf.maximum(tf.reduce_sum(tf.where(support, d * d, 0.0)), 1e-30)
+        # The multiplier of d . y = 1: grad_S = mu d_S on the support (least squares).
+        mu = tf.reduce_sum(tf.where(support, grad * d, 0.0)) / tf.maximum(
+            tf.reduce_sum(tf.where(support, d * d, 0.0)), 1e-30)
         others = tf.where(tf.logical_and(active > 0, tf.logical_not(support)), grad - mu * d, float("inf"))
         exact = finite & tf.reduce_all(tf.logical_or(tf.logical_not(support), candidate >= 0.0)) \
             & (tf.reduce_min(others) >= -tolerance)

@@ -31,7 +31,6 @@ class UPGrad(GradientAggregator):
     """
 
     def coefficients(self, gram: tf.Tensor, weights: tf.Tensor, losses: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
-        num_tasks = int(gram.shape[0])
         active = active_tasks(gram, weights)
         count = tf.maximum(tf.reduce_sum(active), 1.0)
         g = isolate(gram, active, fill=tf.reduce_max(tf.linalg.diag_part(gram) * active))
