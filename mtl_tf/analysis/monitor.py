@@ -8,6 +8,10 @@ training batches (the same batches each epoch, so the curves compare like with l
   per-epoch metrics;
 - rewrites ``conflict.json`` and ``affinity.json`` in its folder (every measured epoch);
 - draws ``conflict.png`` and ``affinity.png`` on request (:meth:`plots`).
+
+A model without shared trainable variables (``sps`` on numeric features) has no shared
+gradients to compare: the monitor says so once, measures nothing, and its
+:meth:`~RelationsMonitor.summary` carries the reason (the run report shows it).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from mtl_tf.analysis.probe import TaskProbe
+from mtl_tf.analysis.probe import TaskProbe, no_shared_reason, shared_indices
 from mtl_tf.analysis.records import add_epoch, matrix_metrics, new_record, read_record, write_record
 
 CONFLICT_FILE = "conflict.json"
@@ -41,11 +45,16 @@ class RelationsMonitor:
             measurement (the optimizer's current learning rate).
         every: measure after every ``every``-th epoch.
         resume: keep the epochs already in ``out_dir`` (a resumed run continues its files).
+        echo: where the one-line note goes when there is nothing to measure.
+
+    Attributes:
+        skipped: why nothing is measured (no shared variables), else None.
     """
 
     def __init__(self, model: Any, tasks: Sequence[Any], batches: Sequence[Any], out_dir: str | Path,
                  conflict_batches: int = 4, affinity_batches: int = 4,
-                 learning_rate: float | Callable[[], float] = 1e-3, every: int = 1, resume: bool = False):
+                 learning_rate: float | Callable[[], float] = 1e-3, every: int = 1, resume: bool = False,
+                 echo: Callable[[str], Any] = print):
         for name, value in (("conflict_batches", conflict_batches), ("affinity_batches", affinity_batches)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0; received {value!r}")
@@ -56,17 +65,21 @@ class RelationsMonitor:
         self.batches = list(batches)
         if not self.batches:
             raise ValueError("RelationsMonitor needs at least one probe batch; the training data yielded none")
-        self.probe = TaskProbe(model, self.tasks)
+        self.skipped = None if shared_indices(model, self.tasks) else no_shared_reason(model)
+        self.probe = None if self.skipped else TaskProbe(model, self.tasks)
+        if self.skipped:
+            echo(f"task relationships not measured: {self.skipped}")
         self.out_dir = Path(out_dir)
         self.conflict_batches = conflict_batches
         self.affinity_batches = affinity_batches
         self.learning_rate = learning_rate
         self.every = every
         self.seconds: list[float] = []
+        shared_size = self.probe.shared_size if self.probe else 0
         self.conflict = self._start("conflict", CONFLICT_FILE, resume, batches=min(conflict_batches, len(self.batches)),
-                                    shared_parameters=self.probe.shared_size)
+                                    shared_parameters=shared_size)
         self.affinity = self._start("affinity", AFFINITY_FILE, resume, batches=min(affinity_batches, len(self.batches)),
-                                    shared_parameters=self.probe.shared_size)
+                                    shared_parameters=shared_size)
 
     def _start(self, kind: str, filename: str, resume: bool, **extra: Any) -> dict:
         path = self.out_dir / filename
@@ -76,7 +89,7 @@ class RelationsMonitor:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.conflict_batches or self.affinity_batches)
+        return self.probe is not None and bool(self.conflict_batches or self.affinity_batches)
 
     def on_epoch_end(self, epoch: int) -> dict[str, float]:
         """Measures after ``epoch`` (when due) and returns the values to log for that epoch."""
@@ -117,6 +130,8 @@ class RelationsMonitor:
     def summary(self) -> dict[str, Any]:
         """What the run report shows: the last matrices, their epoch, and the cost: the first
         measurement (which compiles the probe) and the mean of the later ones."""
+        if self.skipped:
+            return {"tasks": self.names, "skipped": self.skipped}
         later = self.seconds[1:] or self.seconds
         out: dict[str, Any] = {"tasks": self.names,
                                "first_seconds": self.seconds[0] if self.seconds else None,

@@ -44,12 +44,9 @@ class TaskProbe:
         self.tasks = list(tasks)
         if not self.tasks:
             raise ValueError("TaskProbe needs at least one task; received none")
-        names = [task.name for task in self.tasks]
-        owned = {id(v) for name in names for v in task_variables(model, name, names)}
-        self._shared = [i for i, v in enumerate(model.trainable_variables) if id(v) not in owned]
+        self._shared = shared_indices(model, self.tasks)
         if not self._shared:
-            raise ValueError(f"model '{model.name}' has no shared trainable variables (every layer is "
-                             "named for a task); task relationships are measured on shared parameters")
+            raise ValueError(no_shared_reason(model))
         self._shapes = [tuple(model.trainable_variables[i].shape) for i in self._shared]
         self._gradients_fn = tf.function(self._gradients, reduce_retracing=True)
         self._lookahead_fn = tf.function(self._lookahead, reduce_retracing=True)
@@ -179,6 +176,20 @@ class TaskProbe:
 
     def _unpack(self, batch: Any) -> tuple[Mapping, dict, dict]:
         return unpack_batch(batch, self.tasks)
+
+
+def shared_indices(model: keras.Model, tasks: Sequence[Any]) -> list[int]:
+    """Positions in ``model.trainable_variables`` of the variables no task owns."""
+    names = [task.name for task in tasks]
+    owned = {id(v) for name in names for v in task_variables(model, name, names)}
+    return [i for i, v in enumerate(model.trainable_variables) if id(v) not in owned]
+
+
+def no_shared_reason(model: keras.Model) -> str:
+    """Why a model without shared trainable variables has no task relationships to measure."""
+    return (f"model '{model.name}' has no shared trainable variables (every layer with weights belongs to one "
+            "task, as with sps on numeric features); task relationships are measured on shared parameters, "
+            "so there is no gradient conflict or affinity to measure")
 
 
 def _dense(grad: Any, value: tf.Tensor) -> tf.Tensor:

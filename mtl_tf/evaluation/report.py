@@ -205,6 +205,8 @@ def _relations_lines(section: Mapping[str, Any] | None) -> list[str]:
         return []
     tasks = section["tasks"]
     lines = ["## Task relationships", ""]
+    if section.get("skipped"):
+        return lines + [f"Not measured: {section['skipped']}.", ""]
     for kind, caption in (("conflict", "Gradient cosine on the shared parameters (negative: conflict)"),
                           ("affinity", "Inter-task affinity, row task's step onto column task's loss")):
         if kind not in section:

@@ -64,7 +64,9 @@ def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export
     if delta is not None:
         extra["delta_m"] = delta
     plots = []
-    if monitor is not None and (monitor.conflict["epochs"] or monitor.affinity["epochs"]):
+    if monitor is not None and monitor.skipped:
+        extra["relations"] = monitor.summary()
+    elif monitor is not None and (monitor.conflict["epochs"] or monitor.affinity["epochs"]):
         extra["relations"] = relations_summary(monitor)
         plots = monitor.plots()
     folder = run_folder(run_dir, export_dir, recipe.model.architecture.name)

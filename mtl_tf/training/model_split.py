@@ -10,6 +10,12 @@ the task gates read). :class:`ModelSplit` cuts the functional graph there into a
 model (inputs -> representation) and one ``back`` model per task (representation -> that
 task's output). Calling each task's back model on its own copy of the representation gives
 every task's representation gradient in a single backward pass.
+
+The *last shared layer* (:attr:`ModelSplit.last_shared`, where GradNorm measures gradient
+norms) is the last weighted layer before that boundary: for each shared layer that produces
+a representation tensor, its last sub-layer with trainable weights (a trunk's last Dense or
+convolution; normalisation layers are skipped), or, for a producer without weights (a
+concatenation, the ``sps`` penalty's identity), the nearest weighted shared layers upstream.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import keras
 import tensorflow as tf
 
+from mtl_tf.models.builder import check_ownership
 from mtl_tf.models.naming import layer_owner
 
 
@@ -29,6 +36,10 @@ class ModelSplit:
         model: a functional Keras model with a dict of outputs keyed by task name.
         task_names: the tasks, in the order of the loss vector.
 
+    Raises:
+        ValueError: a layer named for one task also feeds another task's output (it would get
+            only its owner's gradient); :func:`mtl_tf.models.builder.check_ownership` names it.
+
     Attributes:
         shared: trainable variables no task owns, in model order.
         task_specific: trainable variables owned by one task, in model order.
@@ -38,6 +49,9 @@ class ModelSplit:
     def __init__(self, model: keras.Model, task_names: Sequence[str]):
         self.model = model
         self.task_names = list(task_names)
+        if _is_functional(model):
+            # (A missing task output is reported, with the outputs there are, by the step.)
+            check_ownership(model, [name for name in self.task_names if name in model.output])
         owned: dict[int, int] = {}
         for layer in model.layers:
             owner = layer_owner(layer.name, self.task_names)
@@ -56,6 +70,36 @@ class ModelSplit:
                 self.shared.append(variable)
         self._front: keras.Model | None = None
         self._backs: list[tuple[keras.Model, list[int], list[str]]] = []
+        self._last_shared: list | None = None
+
+    @property
+    def last_shared(self) -> list:
+        """The trainable variables of the last shared layer(s) (see the module docstring), in
+        model order; empty when nothing shared has weights (``sps`` on numeric features)."""
+        if self._last_shared is None:
+            boundary, _ = self._boundary()
+            found: dict[int, Any] = {}
+            for tensor in boundary:
+                producer, node_index, _ = tensor._keras_history
+                for variable in self._weighted_upstream(producer, node_index, set()):
+                    found.setdefault(id(variable), variable)
+            self._last_shared = [v for v in self.shared if id(v) in found]
+        return self._last_shared
+
+    def _weighted_upstream(self, layer, node_index: int, seen: set) -> list:
+        """The last weighted sub-layer's variables of ``layer``, or of the nearest weighted
+        shared layers it reads."""
+        if id(layer) in seen or isinstance(layer, keras.layers.InputLayer) \
+                or layer_owner(layer.name, self.task_names) is not None:
+            return []
+        seen.add(id(layer))
+        if layer.trainable_weights:
+            return list(_last_weighted(layer).trainable_weights)
+        variables = []
+        for tensor in layer._inbound_nodes[node_index].input_tensors:
+            producer, index, _ = tensor._keras_history
+            variables.extend(self._weighted_upstream(producer, index, seen))
+        return variables
 
     # --- the representation split ----------------------------------------------------------
     @property
@@ -146,6 +190,23 @@ class ModelSplit:
                 grad = mine.get(k)
                 stacked[k].append(tf.zeros_like(tensor) if grad is None else tf.convert_to_tensor(grad))
         return [tf.stack(rows) for rows in stacked]
+
+
+def _is_functional(model: keras.Model) -> bool:
+    """A model built from inputs and outputs (its layer graph can be walked)."""
+    return bool(getattr(model, "_nodes_by_depth", None)) and isinstance(getattr(model, "output", None), dict)
+
+
+NORMALIZATION_LAYERS = (keras.layers.BatchNormalization, keras.layers.LayerNormalization,
+                        keras.layers.GroupNormalization)
+
+
+def _last_weighted(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """The last innermost sub-layer of ``layer`` holding trainable weights (normalisation
+    layers aside), or ``layer`` itself when it has no such sub-layer."""
+    leaves = [sub for sub in layer._flatten_layers(include_self=False)
+              if sub._trainable_variables and not isinstance(sub, NORMALIZATION_LAYERS)]
+    return leaves[-1] if leaves else layer
 
 
 def _ancestors(output: Any, boundary: Sequence[Any], raw: Mapping[str, Any]) -> tuple[list[int], list[str]]:

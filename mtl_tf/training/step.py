@@ -7,22 +7,34 @@ gradients are taken (:attr:`TrainStep.mode`):
 - ``"sum"``: one backward pass of ``sum_t w_t L_t`` (the ``sum`` aggregator with a weighting
   that reads only losses);
 - ``"param"``: every task's gradient of the shared parameters, in one vectorised pass, summed
-  across replicas and combined by the aggregator;
+  across replicas and combined by the aggregator (with the ``sum`` aggregator and a weighting
+  that reads gradient norms, such as GradNorm, only the variables the weighting measures get
+  per-task gradients; the update is one backward pass of ``sum_t w_t L_t``);
 - ``"rep"``: every task's gradient of the shared representation (``rep_grad``), combined and
   back-propagated through the shared layers once.
 
-Task-specific variables always get their own task's weighted gradient. The :class:`Trainer`
-compiles :meth:`TrainStep.__call__` under ``strategy.run`` and keeps the metrics.
+Per-task gradients of the shared parameters come from one vectorised pass (``pfor``), except
+in a model with grouped convolutions: TensorFlow's vectorised gradient of a grouped
+convolution's kernel is wrong (TF 2.21: it disagrees with the plain gradient), so such a model
+gets one backward pass per task instead.
+
+Task-specific variables always get their own task's weighted gradient. A model without
+shared variables (``sps`` on numeric features) has nothing to aggregate: the aggregator
+sees an all-zero Gram matrix and every task's variables get their own gradient.
+
+The :class:`Trainer` compiles :meth:`TrainStep.__call__` under ``strategy.run`` and keeps
+the metrics.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import keras
 import tensorflow as tf
 
-from mtl_tf.training.aggregators.base import combine, gram_of, weighted_gram
+from mtl_tf.training.aggregators.base import combine, gram_of
 from mtl_tf.training.arguments import check_outputs
 from mtl_tf.training.losses import task_losses
 from mtl_tf.training.model_split import ModelSplit
@@ -54,6 +66,8 @@ class TrainStep:
         self.weighting, self.aggregator, self.sampler = weighting, aggregator, sampler
         self.strategy, self.epoch = strategy, epoch
         self.mode = self._gradient_mode()
+        self._jacobian_variables, self._weighting_indices = self._gradient_variables()
+        self._vectorize = not has_grouped_convolution(model)
         self._build_optimizers(optimizer, task_optimizer)
 
     def __call__(self, features, labels, masks):
@@ -83,6 +97,24 @@ class TrainStep:
         except ValueError:
             self._split_ok = False
         return "param"
+
+    def _gradient_variables(self) -> tuple[list, list[int] | None]:
+        """The shared variables whose per-task gradients the step computes in ``"param"`` mode,
+        and the positions among them of those the weighting measures (None: all of them)."""
+        shared, weighting = self.split.shared, self.weighting
+        measured = shared
+        if weighting.needs_gradients and getattr(weighting, "last_shared_layer", False):
+            measured = self.split.last_shared
+            if self.mode == "param" and not measured:
+                warnings.warn(f"weighting '{weighting.name}': the model has no shared layer with weights, so "
+                              "there are no gradient norms to balance and the task weights stay as they start",
+                              stacklevel=3)
+        if not self.aggregator.needs_task_gradients:
+            return measured, None
+        if measured is shared:
+            return shared, None
+        positions = {id(v): i for i, v in enumerate(shared)}
+        return shared, [positions[id(v)] for v in measured]
 
     def _build_optimizers(self, optimizer, task_optimizer) -> None:
         self.optimizer = build_optimizer(optimizer)
@@ -125,6 +157,8 @@ class TrainStep:
                 outputs = check_outputs(self.model(features, training=True), self.tasks)
             losses, per_example, counts = task_losses(self.tasks, labels, masks, outputs)
             model_regularization = self.regularization()
+            # Divided inside the tape: an op after it would not be recorded (its gradient: none).
+            regularization_share = model_regularization / replicas
             unweighted = tf.reduce_sum(losses)
         if self._split_ok:
             flat = [c for task_copies in copies for c in task_copies]
@@ -133,26 +167,34 @@ class TrainStep:
             task_grads = grads[len(flat):]
         else:
             task_grads = tape.gradient(unweighted, split.task_specific)
+        num_tasks = len(self.tasks)
         if self.mode == "rep":
             stacked = rep_grads
-            gram = self._sum_across_replicas(gram_of(stacked))
+            gram = self._sum_across_replicas(gram_of(stacked, num_tasks))
+            measured = gram
         else:
             jacobian = self._shared_jacobian(tape, representation, rep_grads) if self._split_ok \
                 else self._plain_jacobian(tape, losses)
             stacked = self._sum_across_replicas(jacobian)
-            gram = gram_of(stacked)
+            gram = gram_of(stacked, num_tasks)
+            measured = gram if self._weighting_indices is None else \
+                gram_of([stacked[i] for i in self._weighting_indices], num_tasks)
         sampled, active = self._active(step, counts)
         global_losses = self._global_losses(losses)
         weights, method_grads, method_regularization = self._method_weights(
-            global_losses, losses, step, sampled, active, gram, replicas)
-        shared = self._shared_update(tape, stacked, gram, weights, global_losses, step, replicas,
-                                     representation if self.mode == "rep" else None)
+            global_losses, losses, step, sampled, active, measured, replicas)
+        if self.mode == "param" and not self.aggregator.needs_task_gradients:
+            # Only the weighting needed per-task gradients: the update is that of sum_t w_t L_t.
+            shared = _zeros_for_none(tape.gradient(losses, split.shared, output_gradients=weights), split.shared)
+        else:
+            shared = self._shared_update(tape, stacked, gram, weights, global_losses, step, replicas,
+                                         representation if self.mode == "rep" else None)
         owners = tf.gather(weights, split.owners) if split.owners else tf.zeros([0])
         task_grads = [_dense_or_zero(g, v) * owners[i] for i, (g, v) in enumerate(zip(task_grads, split.task_specific))]
         grads = shared + method_grads + task_grads
         variables = split.shared + self.weighting.parameters + split.task_specific
         if self.model.losses:
-            extra = _zeros_for_none(tape.gradient(model_regularization / replicas, variables), variables)
+            extra = _zeros_for_none(tape.gradient(regularization_share, variables), variables)
             grads = [g + r for g, r in zip(grads, extra)]
         del tape
         self._apply(grads, variables)
@@ -163,12 +205,14 @@ class TrainStep:
     def _shared_update(self, tape, stacked, gram, weights, global_losses, step, replicas, representation):
         """The aggregated gradient of the shared variables (what this replica hands the optimizer)."""
         shared = self.split.shared
+        if not shared:
+            return []
         if not self.aggregator.gram_based:
             per_task = [[tensor[t] for tensor in stacked] for t in range(len(self.tasks))]
             combined = self.aggregator.aggregate(per_task, weights)
             return [g / replicas for g in combined]
-        alpha = self.aggregator.coefficients(weighted_gram(gram, weights), global_losses, step)
-        scale = tf.stop_gradient(tf.cast(alpha, tf.float32) * weights)
+        beta = self.aggregator.coefficients(gram, weights, global_losses, step)
+        scale = tf.stop_gradient(tf.cast(beta, tf.float32))
         if representation is None:
             # The Jacobian is already global and the same on every replica; the optimizer sums.
             return [g / replicas for g in combine(scale, stacked)]
@@ -178,17 +222,24 @@ class TrainStep:
     def _shared_jacobian(self, tape, representation, rep_grads):
         """``(T, *shape)`` per shared variable: each task's representation gradient pulled back
         through the shared layers, all tasks in one vectorised pass."""
-        shared = self.split.shared
+        shared = self._jacobian_variables
+        if not shared:
+            return []
 
         def pull_back(cotangents):
             grads = tape.gradient(representation, shared, output_gradients=list(cotangents))
             return [_dense_or_zero(g, v) for g, v in zip(grads, shared)]
 
-        return tf.vectorized_map(pull_back, rep_grads)
+        if self._vectorize:
+            return tf.vectorized_map(pull_back, rep_grads)
+        per_task = [pull_back([g[t] for g in rep_grads]) for t in range(len(self.tasks))]
+        return [tf.stack(rows) for rows in zip(*per_task)]
 
     def _plain_jacobian(self, tape, losses):
-        shared = self.split.shared
-        jacobian = tape.jacobian(losses, shared, experimental_use_pfor=True)
+        shared = self._jacobian_variables
+        if not shared:
+            return []
+        jacobian = tape.jacobian(losses, shared, experimental_use_pfor=self._vectorize)
         return [tf.zeros([len(self.tasks), *v.shape], v.dtype) if j is None else j for j, v in zip(jacobian, shared)]
 
     def _method_weights(self, global_losses, losses, step, sampled, active, gram, replicas):
@@ -233,6 +284,13 @@ class TrainStep:
         by_id = {id(v): g for g, v in zip(grads, variables)}
         for optimizer, group in self._groups:
             optimizer.apply_gradients([(by_id[id(v)], v) for v in group])
+
+
+def has_grouped_convolution(model: keras.Model) -> bool:
+    """Whether any layer of ``model`` (at any depth) is a convolution with ``groups > 1``."""
+    layers = model._flatten_layers() if hasattr(model, "_flatten_layers") else model.layers
+    convolutions = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+    return any(isinstance(layer, convolutions) and getattr(layer, "groups", 1) > 1 for layer in layers)
 
 
 def _zeros_for_none(grads: Sequence, variables: Sequence) -> list[tf.Tensor]:

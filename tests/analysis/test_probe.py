@@ -81,6 +81,23 @@ def test_monitor_logs_metrics_writes_files_and_plots(tmp_path):
     assert epochs == [2, 3]
 
 
+def test_monitor_of_an_sps_model_says_once_there_is_nothing_to_measure_and_the_run_goes_on(tmp_path):
+    from mtl_tf.evaluation.report import to_markdown
+    from tests.models.toy import tasks as toy_tasks, toy_data, toy_model
+
+    x, labels = toy_data(8)
+    batch = ({"x": x}, labels, {k: np.ones(8, "float32") for k in labels})
+    notes = []
+    monitor = RelationsMonitor(toy_model("sps"), toy_tasks(), [batch], tmp_path, echo=notes.append)
+    assert len(notes) == 1 and "no shared trainable variables" in notes[0] and "sps" in notes[0]
+    assert monitor.on_epoch_end(1) == {} and monitor.on_epoch_end(2) == {}
+    assert monitor.files() == [] and monitor.plots() == [] and len(notes) == 1
+    summary = monitor.summary()
+    assert summary["tasks"] == ["a", "b"] and "no gradient conflict or affinity to measure" in summary["skipped"]
+    report = {"recipe": "r", "tasks": {}, "dataset": {"rows_in": 8, "rejected": 0, "splits": {}}, "relations": summary}
+    assert "## Task relationships\n\nNot measured: model" in to_markdown(report)
+
+
 MIRRORED_SCRIPT = """
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]

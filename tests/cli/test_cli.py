@@ -173,6 +173,27 @@ def test_run_end_to_end_registers_a_servable_model_and_gates_promotion(workdir):
     assert "testing the gate" in described.output
 
 
+@pytest.mark.slow
+@pytest.mark.integration
+def test_run_with_sps_on_numeric_features_and_a_per_task_gradient_method_notes_there_is_nothing_to_probe(workdir):
+    import json
+
+    assert invoke("data", "synth", "fraud_signals", "--rows", 1500, "--out", "data/fraud_signals/raw").exit_code == 0
+    raw = yaml.safe_load(RECIPE.read_text())
+    numeric = [f for f in raw["data"]["features"] if f["kind"] == "numeric"]
+    recipe = small_recipe(workdir, data={**raw["data"], "features": numeric, "shards": 1},
+                          model={**raw["model"], "architecture": {"name": "sps"}, "trunk": {"name": "mlp", "units": [8]},
+                                 "tower": {"name": "mlp", "units": [4]}},
+                          training={**raw["training"], "epochs": 1, "batch_size": 256, "gradient": {"name": "pcgrad"},
+                                    "early_stopping": None})
+    result = invoke("run", recipe, "--tracking-uri", f"sqlite:///{workdir}/mlflow.db", "-q", "--no-register")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("task relationships not measured") == 1
+    report = json.loads(Path("artifacts/fraud_signals/report.json").read_text())
+    assert "no shared trainable variables" in report["relations"]["skipped"]
+    assert "Not measured: model" in Path("artifacts/fraud_signals/report.md").read_text()
+
+
 def test_analyze_affinity_missing_run_is_one_line(workdir):
     result = invoke("analyze", "affinity", "no_such_run", "--tracking-uri", f"sqlite:///{workdir}/mlflow.db")
     one_line_error(result, "no MLflow run 'no_such_run'")

@@ -70,8 +70,8 @@ def _manual_gradients(tasks, trainer):
         losses, _ = masked_losses(tasks, labels, masks, back(z))
         losses = tf.unstack(losses)
     variables = model.trainable_variables
-    per_task = [[np.zeros(v.shape) if g is None else g.numpy() for g in tape.gradient(losses[t], variables)]
-                for t in range(2)]
+    per_task = [[np.zeros(v.shape) if g is None else g.numpy()
+                 for g, v in zip(tape.gradient(losses[t], variables), variables)] for t in range(2)]
     return model, tape, z, losses, per_task
 
 
@@ -104,7 +104,7 @@ def test_a_pcgrad_step_updates_shared_weights_with_the_projected_sum_and_towers_
 
 def test_an_mgda_ub_step_back_propagates_the_min_norm_representation_gradient():
     tasks = make_tasks()
-    trainer = one_step_trainer(tasks, gradient={"name": "mgda", "rep_grad": True})
+    trainer = one_step_trainer(tasks, gradient={"name": "mgda", "rep_grad": True, "normalize": "none"})
     model, tape, z, losses, per_task = _manual_gradients(tasks, trainer)
     ga, gb = (tape.gradient(losses[t], z).numpy().ravel() for t in range(2))
     gamma = np.clip((gb - ga) @ gb / ((ga - gb) @ (ga - gb)), 0, 1)
@@ -117,12 +117,15 @@ def test_an_mgda_ub_step_back_propagates_the_min_norm_representation_gradient():
 
 
 def _tangled_model(tasks):
-    """A shared layer reads a task layer: no clean shared representation."""
+    """A shared layer reads a task layer (on task a's path only, so ownership holds): no clean
+    shared representation."""
     inputs = {name: keras.Input(shape=(), name=name) for name in FEATURES}
     x = keras.layers.Concatenate()([keras.layers.Reshape((1,))(inputs[n]) for n in FEATURES])
     a = keras.layers.Dense(4, name="a_tower")(x)
     mixed = keras.layers.Dense(4, name="shared_mix")(a)
-    return keras.Model(inputs, {t.name: t.head(mixed) for t in tasks})
+    b = keras.layers.Dense(4, name="b_tower")(keras.layers.Dense(4, name="shared_dense")(x))
+    heads = {"a": mixed, "b": b}
+    return keras.Model(inputs, {t.name: t.head(heads[t.name]) for t in tasks})
 
 
 def test_rep_grad_on_a_model_without_a_clean_split_says_why():
@@ -212,5 +215,89 @@ def test_recipes_select_methods_and_per_part_optimizers():
     assert recipe.training.gradient.as_dict() == {"name": "pcgrad", "rep_grad": True}
     assert recipe.training.task_optimizer.as_dict() == {"name": "sgd", "learning_rate": 0.1}
     assert parse_recipe(_recipe({}), check=True).training.task_optimizer is None
-    with pytest.raises(ValueError, match=r"gradient.cagrad: unknown option 'radius'.*allowed: c, iterations, rep_grad"):
+    with pytest.raises(ValueError, match=r"gradient.cagrad: unknown option 'radius'.*allowed: c, rep_grad"):
         parse_recipe(_recipe({"gradient": {"name": "cagrad", "radius": 0.5}}), check=True)
+
+
+def _regularised_model(tasks):
+    """The toy with an L2 penalty on the shared trunk's kernel (a model loss)."""
+    inputs = {name: keras.Input(shape=(), name=name) for name in FEATURES}
+    x = keras.layers.Concatenate()([keras.layers.Reshape((1,))(inputs[n]) for n in FEATURES])
+    x = keras.layers.Dense(8, activation="relu", name="trunk", kernel_regularizer=keras.regularizers.L2(0.5),
+                           kernel_initializer=keras.initializers.GlorotUniform(seed=0))(x)
+    return keras.Model(inputs, {t.name: t.head(keras.layers.Dense(4, name=f"{t.name}_tower")(x)) for t in tasks})
+
+
+def test_model_losses_reach_the_shared_variables_with_per_task_gradients():
+    # Only task a is labelled, so every aggregator's update is a's gradient: the same step as
+    # the sum's, penalty included.
+    tasks = make_tasks()
+    features, labels, masks = one_batch()
+    masks["b"] = np.zeros_like(masks["b"])
+    after = {}
+    for gradient in ("sum", "pcgrad"):
+        trainer = Trainer(lambda: _regularised_model(tasks), tasks, {"name": "sgd", "learning_rate": 0.1},
+                          gradient=gradient, epochs=1, verbose=0)
+        trainer.fit(tf.data.Dataset.from_tensors((features, labels, masks)))
+        after[gradient] = weights_of(trainer.model)
+    for got, want in zip(after["pcgrad"], after["sum"]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def _cross_fed_model(tasks):
+    """Not made by the builder: task a's layer feeds task b's output too."""
+    inputs = {name: keras.Input(shape=(), name=name) for name in FEATURES}
+    x = keras.layers.Concatenate()([keras.layers.Reshape((1,))(inputs[n]) for n in FEATURES])
+    hidden = keras.layers.Dense(4, activation="relu", name="a_hidden")(x)
+    return keras.Model(inputs, {t.name: t.head(hidden) for t in tasks})
+
+
+@pytest.mark.parametrize("gradient", ["sum", "pcgrad"])
+def test_a_task_layer_that_feeds_another_task_is_refused_when_the_trainer_is_built(gradient):
+    tasks = make_tasks()
+    with pytest.raises(ValueError, match=r"layer 'a_hidden' is named for task 'a' but task\(s\) b also depend on "
+                                         r"it; name it 'shared_a_hidden'"):
+        Trainer(lambda: _cross_fed_model(tasks), tasks, gradient=gradient, verbose=0)
+
+
+def test_the_last_shared_layer_is_the_trunks_last_dense_or_each_experts():
+    from tests.models.toy import toy_model
+
+    def paths(architecture):
+        return [v.path for v in ModelSplit(toy_model(architecture), ["a", "b"]).last_shared]
+
+    assert paths("hps") == ["shared_trunk/dense_1/kernel", "shared_trunk/dense_1/bias"]
+    mmoe = paths("mmoe")
+    assert mmoe and all("/dense_1/" in p and p.startswith("shared_expert_") for p in mmoe)
+    assert len({p.split("/")[0] for p in mmoe}) == 4  # every expert
+    assert paths({"name": "sps", "penalty_weight": 0.0}) == []
+
+
+def _gradnorm_step(norms, lr):
+    """One GradNorm step from weights 1 on the first batch (L(0) = L, so every rate is 1)."""
+    scaled = norms  # w = 1
+    target = scaled.mean()
+    moved = np.maximum(1.0 - lr * np.sign(scaled - target) * norms, 1e-3)
+    return moved * len(norms) / moved.sum()
+
+
+@pytest.mark.parametrize("last_shared_layer", [True, False])
+def test_gradnorm_measures_the_gradient_norms_of_the_last_shared_layer(last_shared_layer):
+    from tests.models.toy import tasks as toy_tasks, toy_data, toy_model
+
+    x, labels = toy_data(32)
+    masks = {k: np.ones(32, "float32") for k in labels}
+    spec = {"name": "gradnorm", "learning_rate": 0.1, "last_shared_layer": last_shared_layer}
+    trainer = Trainer(lambda: toy_model("hps"), toy_tasks(), {"name": "sgd", "learning_rate": 0.0},
+                      weighting=spec, epochs=1, verbose=0)
+    model = trainer.model
+    trunk = model.get_layer("shared_trunk")
+    measured = [w for w in trunk.trainable_weights if "dense_1" in w.path] if last_shared_layer \
+        else trunk.trainable_weights
+    with tf.GradientTape(persistent=True) as tape:
+        losses, _ = masked_losses(toy_tasks(), labels, masks, model({"x": tf.constant(x)}, training=True))
+        each = tf.unstack(losses)
+    norms = np.array([np.sqrt(sum(float(tf.reduce_sum(g * g)) for g in tape.gradient(each[t], measured)))
+                      for t in range(2)])
+    trainer.fit(tf.data.Dataset.from_tensors(({"x": x}, labels, masks)))
+    np.testing.assert_allclose(trainer.weighting.weights.numpy(), _gradnorm_step(norms, 0.1), rtol=1e-4)

@@ -1,31 +1,41 @@
-"""The GradientAggregator interface: per-task gradients in, one update out.
+"""The GradientAggregator interface: per-task gradients and task weights in, one update out.
 
-Every built-in aggregator returns a combination ``sum_t alpha_t h_t`` of the weighted task
-gradients ``h_t = w_t g_t``, with coefficients ``alpha`` that depend on the gradients only
-through their Gram matrix ``H H^T`` (and, for some, the losses and the step). So they
-implement :meth:`GradientAggregator.coefficients` on a ``(T, T)`` matrix, and the training
-step never has to hand them the gradients themselves:
+Every built-in aggregator returns a combination ``sum_t beta_t g_t`` of the (unweighted)
+task gradients ``g_t``, with coefficients ``beta`` that depend on the gradients only through
+their Gram matrix ``G = [g_s . g_t]``, and on the task weights ``w`` (and, for some, the losses
+and the step). So they implement :meth:`GradientAggregator.coefficients` on a ``(T, T)``
+matrix, and the training step never has to hand them the gradients themselves:
 
 - with parameter gradients, the step computes the Jacobian of the task losses with respect
   to the shared variables in one vectorised pass, sums it across replicas, forms the Gram
-  matrix and combines the Jacobian rows with ``alpha``;
+  matrix and combines the Jacobian rows with ``beta``;
 - with ``rep_grad=True`` it takes each task's gradient with respect to the shared
   representation instead (one backward pass through the task layers), sums the Gram matrix
   across replicas (the replicas hold different rows, so their Gram matrices add up), combines
-  the representation gradients with ``alpha`` and back-propagates that through the shared
+  the representation gradients with ``beta`` and back-propagates that through the shared
   layers once. This is much cheaper; it is MGDA-UB for ``mgda`` and the published
   representation variant of ``aligned_mtl`` and ``imtl_g``; for the other methods it applies
   the same rule to the representation gradients.
 
+**How task weights enter** is each method's own decision, made so that with equal weights it
+is the published method and a smaller weight never gives a task more influence (see each
+class and the README's table): ``sum``, ``pcgrad`` and ``gradvac`` work on the weighted
+gradients ``w_t g_t`` (which for them scales each task's adjusted gradient by its weight);
+``aligned_mtl`` combines the aligned gradients with the weights; ``upgrad`` averages the
+projections with the weights as its preference vector; ``imtl_g`` makes the projections
+proportional to the weights; ``nash_mtl`` gives the weights as bargaining powers; ``mgda``
+makes each task's first-order improvement proportional to its weight; ``cagrad`` uses the
+weighted average as its main objective.
+
 Task-specific variables never go through the aggregator: each receives its own task's
 weighted gradient.
 
-Tasks whose weighted gradient is zero (no label in the batch, weight 0, or left out by the
+Tasks whose gradient or weight is zero (no label in the batch, weight 0, or left out by the
 task sampler) are inactive: every method solves its problem on the active tasks only and
 gives the others coefficient 0.
 
 A custom aggregator may instead override :meth:`aggregate` alone (any function of the
-per-variable task gradients); it then works with parameter gradients only.
+per-variable task gradients and the weights); it then works with parameter gradients only.
 """
 
 from __future__ import annotations
@@ -74,17 +84,19 @@ class GradientAggregator(tf.Module):
         """
         self.num_tasks = len(tasks)
 
-    def coefficients(self, gram: tf.Tensor, losses: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
-        """The combination coefficients ``alpha`` (shape ``(T,)``) of the weighted gradients.
+    def coefficients(self, gram: tf.Tensor, weights: tf.Tensor, losses: tf.Tensor,
+                     step: tf.Tensor) -> tf.Tensor:
+        """The combination coefficients ``beta`` (shape ``(T,)``) of the task gradients.
 
         Args:
-            gram: ``(T, T)`` Gram matrix of the weighted task gradients ``h_t = w_t g_t``,
-                summed over every replica.
+            gram: ``(T, T)`` Gram matrix of the unweighted task gradients ``g_t``, summed over
+                every replica.
+            weights: the task weights ``w``, shape ``(T,)``, ``>= 0``.
             losses: the task losses of the global batch, shape ``(T,)``.
             step: the optimizer's step counter (int64 scalar).
 
         Returns:
-            ``alpha``; the update is ``sum_t alpha_t h_t``.
+            ``beta``; the update is ``sum_t beta_t g_t``.
         """
         raise NotImplementedError
 
@@ -109,20 +121,20 @@ class GradientAggregator(tf.Module):
                              f"{int(weights.shape[0])} weights; they must match")
         stacked = [tf.stack([tf.cast(grads[v], tf.float32) for grads in task_grads])
                    for v in range(len(task_grads[0]))]
-        gram = weighted_gram(gram_of(stacked), weights)
         losses = tf.ones([num_tasks]) if losses is None else tf.cast(losses, tf.float32)
         step = tf.constant(0, tf.int64) if step is None else tf.cast(step, tf.int64)
-        alpha = self.coefficients(gram, losses, step) * weights
-        return combine(alpha, stacked)
+        beta = self.coefficients(gram_of(stacked, num_tasks), weights, losses, step)
+        return combine(beta, stacked)
 
 
-def gram_of(stacked: Sequence[tf.Tensor]) -> tf.Tensor:
-    """``(T, T)`` Gram matrix of per-task tensors stacked as ``(T, *shape)`` (summed over the list)."""
+def gram_of(stacked: Sequence[tf.Tensor], num_tasks: int) -> tf.Tensor:
+    """``(T, T)`` Gram matrix of per-task tensors stacked as ``(T, *shape)`` (summed over the
+    list; zeros for an empty list: nothing shared)."""
     terms = []
     for tensor in stacked:
-        flat = tf.reshape(tensor, [tf.shape(tensor)[0], -1])
+        flat = tf.reshape(tf.cast(tensor, tf.float32), [num_tasks, -1])
         terms.append(tf.matmul(flat, flat, transpose_b=True))
-    return tf.add_n(terms)
+    return tf.add_n(terms) if terms else tf.zeros([num_tasks, num_tasks])
 
 
 def weighted_gram(gram: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
@@ -135,10 +147,16 @@ def combine(coefficients: tf.Tensor, stacked: Sequence[tf.Tensor]) -> list[tf.Te
     return [tf.tensordot(coefficients, tensor, axes=1) for tensor in stacked]
 
 
-def active_tasks(gram: tf.Tensor) -> tf.Tensor:
-    """1.0 for tasks with a non-zero gradient, else 0.0 (from the Gram diagonal)."""
+def active_tasks(gram: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """1.0 for tasks with a non-zero gradient (from the Gram diagonal) and a weight > 0, else 0.0."""
     diag = tf.linalg.diag_part(gram)
-    return tf.cast(diag > ACTIVE_TOLERANCE * tf.maximum(tf.reduce_max(diag), 1e-30), gram.dtype)
+    nonzero = diag > ACTIVE_TOLERANCE * tf.maximum(tf.reduce_max(diag), 1e-30)
+    return tf.cast(tf.logical_and(nonzero, weights > 0), gram.dtype)
+
+
+def mean_active(values: tf.Tensor, active: tf.Tensor) -> tf.Tensor:
+    """The mean of ``values`` over the active tasks (0 when none is)."""
+    return tf.reduce_sum(values * active) / tf.maximum(tf.reduce_sum(active), 1.0)
 
 
 def isolate(gram: tf.Tensor, active: tf.Tensor, fill: tf.Tensor | float = 1.0) -> tf.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from mtl_tf.training.aggregators import AGGREGATORS
-from mtl_tf.training.aggregators.base import GradientAggregator, active_tasks
+from mtl_tf.training.aggregators.base import GradientAggregator, active_tasks, weighted_gram
 from mtl_tf.training.aggregators.pcgrad import random_orders
 from mtl_tf.training.state import state_variable, stateless_seed
 
@@ -26,6 +26,10 @@ class GradVac(GradientAggregator):
     The method is applied to the whole shared gradient (the paper also offers per-layer
     groups). With ``phi_hat = 0`` it projects like PCGrad.
 
+    Task weights: as PCGrad, on the weighted gradients ``h_t = w_t g_t``; the adjustment of
+    ``h_i'`` does not depend on the scale of ``h_j``, so each task's adjusted gradient is its
+    unweighted one times ``w_t`` (cosines, and so the targets, ignore the weights).
+
     Args:
         rep_grad: use representation gradients.
         beta: the moving-average rate of the target similarities.
@@ -43,9 +47,10 @@ class GradVac(GradientAggregator):
         super().build(tasks, variables)
         self.targets = state_variable(tf.zeros([self.num_tasks, self.num_tasks]), "target_similarity")
 
-    def coefficients(self, gram: tf.Tensor, losses: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+    def coefficients(self, gram: tf.Tensor, weights: tf.Tensor, losses: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
         num_tasks = int(gram.shape[0])
-        active = active_tasks(gram)
+        active = active_tasks(gram, weights)
+        gram = weighted_gram(gram, weights)
         orders = random_orders(num_tasks, stateless_seed(self.seed, step))
         norms = tf.sqrt(tf.maximum(tf.linalg.diag_part(gram), 0.0))
         coeffs = tf.eye(num_tasks, dtype=gram.dtype)
@@ -68,4 +73,4 @@ class GradVac(GradientAggregator):
             moved = tf.where(usable, (1.0 - self.beta) * target + self.beta * phi, target)
             targets = tf.tensor_scatter_nd_update(targets, pairs, moved)
         self.targets.assign(targets)
-        return tf.reduce_sum(coeffs * active[:, None], axis=0) * active
+        return tf.reduce_sum(coeffs * active[:, None], axis=0) * active * weights

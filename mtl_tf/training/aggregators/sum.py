@@ -16,5 +16,5 @@ class SumAggregator(GradientAggregator):
 
     needs_task_gradients = False
 
-    def coefficients(self, gram: tf.Tensor, losses: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
-        return tf.ones([tf.shape(gram)[0]], gram.dtype)
+    def coefficients(self, gram: tf.Tensor, weights: tf.Tensor, losses: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+        return tf.cast(weights, gram.dtype)

@@ -29,11 +29,15 @@ class Weighting(tf.Module):
             of the shared parameters (or representation), which makes the step compute them.
         rep_grad: with ``needs_gradients``, take them with respect to the shared
             representation (when the gradient aggregator does not decide it).
+        last_shared_layer: with ``needs_gradients`` and parameter gradients, the Gram matrix
+            covers the last shared layer's weights only
+            (:attr:`mtl_tf.training.model_split.ModelSplit.last_shared`).
     """
 
     uses_losses: bool = True
     needs_gradients: bool = False
     rep_grad: bool = False
+    last_shared_layer: bool = False
 
     def __init__(self):
         super().__init__(name=type(self).__name__)
@@ -61,7 +65,8 @@ class Weighting(tf.Module):
             active: 1.0 for the tasks that train this step (labelled in the batch and chosen by
                 the task sampler), else 0.0; default all.
             gram: with ``needs_gradients``, the ``(T, T)`` Gram matrix of the unweighted
-                per-task gradients, summed across replicas.
+                per-task gradients (of the shared parameters, the last shared layer's with
+                ``last_shared_layer``, or the shared representation), summed across replicas.
 
         Returns:
             Weights, shape ``(T,)``, float32.

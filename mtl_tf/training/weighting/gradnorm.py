@@ -16,9 +16,11 @@ from mtl_tf.training.weighting.base import Weighting, all_active
 class GradNorm(Weighting):
     """Weights that equalise the tasks' gradient norms, scaled by their relative training rates.
 
-    With ``n_t`` the norm of task ``t``'s gradient of the shared parameters (or of the
-    shared representation with ``rep_grad``, the paper's cheaper variant uses the last shared
-    layer), ``G_t = w_t n_t``, ``G_bar`` their mean, ``r_t = (L_t / L_t(0)) / mean_i(L_i / L_i(0))``
+    With ``n_t`` the norm of task ``t``'s gradient with respect to the weights of the last
+    shared layer (the paper's choice, ``W``: see
+    :attr:`mtl_tf.training.model_split.ModelSplit.last_shared`; ``last_shared_layer=False``
+    takes every shared parameter, ``rep_grad`` the shared representation), ``G_t = w_t n_t``,
+    ``G_bar`` their mean, ``r_t = (L_t / L_t(0)) / mean_i(L_i / L_i(0))``
     the relative inverse training rate, the loss
     ``L_grad = sum_t |G_t - G_bar r_t^alpha|`` (targets held constant) has gradient
     ``sign(G_t - G_bar r_t^alpha) n_t`` with respect to ``w_t``. Each step takes one gradient
@@ -26,22 +28,31 @@ class GradNorm(Weighting):
     trains slower than the others (larger ``r_t``) gains weight.
 
     The weights used at a step are those before its update. ``L_t(0)`` is the first non-zero
-    loss seen for the task.
+    loss seen for the task. Only the measured layer needs per-task gradients: with the
+    ``sum`` aggregator the step computes them for that layer alone. A model with no weighted
+    shared layer (``sps`` on numeric features) gives no norms to balance: the weights stay 1.
 
     Args:
         alpha: the strength of the pull toward equal training rates.
         learning_rate: the step size on the weights.
         rep_grad: measure the gradient norms at the shared representation (when the gradient
             aggregator is ``sum``; otherwise the aggregator's choice applies).
+        last_shared_layer: measure them on the last shared layer's weights (default, as the
+            paper); False: on every shared parameter.
     """
 
     needs_gradients = True
 
-    def __init__(self, alpha: float = 1.5, learning_rate: float = 0.025, rep_grad: bool = False):
+    def __init__(self, alpha: float = 1.5, learning_rate: float = 0.025, rep_grad: bool = False,
+                 last_shared_layer: bool = True):
         super().__init__()
         if learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0; received {learning_rate!r}")
-        self.alpha, self.learning_rate, self.rep_grad = float(alpha), float(learning_rate), bool(rep_grad)
+        for name, value in (("rep_grad", rep_grad), ("last_shared_layer", last_shared_layer)):
+            if not isinstance(value, bool):
+                raise TypeError(f"weighting 'gradnorm': {name} must be true or false; received {value!r}")
+        self.alpha, self.learning_rate, self.rep_grad = float(alpha), float(learning_rate), rep_grad
+        self.last_shared_layer = last_shared_layer
 
     def build(self, tasks: Sequence) -> None:
         super().build(tasks)
