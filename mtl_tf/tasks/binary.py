@@ -17,7 +17,7 @@ class BinaryTask(TaskType):
 
     def head(self, x):
         logit = keras.layers.Dense(1, activation="sigmoid", name=f"{self.name}_head")(x)
-        return SqueezeLast(name=self.name)(logit)
+        return SqueezeLast(dtype="float32", name=self.name)(logit)
 
     def per_example_loss(self, label, output):
         return keras.losses.binary_crossentropy(label[:, None], output[:, None])

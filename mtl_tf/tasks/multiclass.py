@@ -20,7 +20,7 @@ class MulticlassTask(TaskType):
         return len(self.classes)
 
     def head(self, x):
-        return keras.layers.Dense(self.units, activation="softmax", name=self.name)(x)
+        return keras.layers.Dense(self.units, activation="softmax", dtype="float32", name=self.name)(x)
 
     def per_example_loss(self, label, output):
         return keras.losses.sparse_categorical_crossentropy(label, output)

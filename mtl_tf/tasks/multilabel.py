@@ -22,7 +22,7 @@ class MultilabelTask(TaskType):
         return [len(self.classes)]
 
     def head(self, x):
-        return keras.layers.Dense(self.units, activation="sigmoid", name=self.name)(x)
+        return keras.layers.Dense(self.units, activation="sigmoid", dtype="float32", name=self.name)(x)
 
     def per_example_loss(self, label, output):
         return keras.losses.binary_crossentropy(label, output)

@@ -16,7 +16,7 @@ class RegressionTask(TaskType):
 
     def head(self, x):
         value = keras.layers.Dense(1, name=f"{self.name}_head")(x)
-        return SqueezeLast(name=self.name)(value)
+        return SqueezeLast(dtype="float32", name=self.name)(value)
 
     def per_example_loss(self, label, output):
         return keras.ops.square(output - label)

@@ -70,8 +70,21 @@ def resolve_jit(jit_compile: bool | str, strategy: tf.distribute.Strategy, model
         raise ValueError(f"jit_compile must be True, False or 'auto'; received {jit_compile!r}")
     if jit_compile != "auto":
         return bool(jit_compile)
-    accelerators = [d for d in tf.config.list_physical_devices() if d.device_type != "CPU"]
-    if not accelerators or strategy.num_replicas_in_sync > 1:
+    if not accelerators() or strategy.num_replicas_in_sync > 1:
         return False
     layers = model._flatten_layers() if hasattr(model, "_flatten_layers") else model.layers
     return all(getattr(layer, "supports_jit", True) for layer in layers)
+
+
+MIXED_PRECISION = ("mixed_float16", "mixed_bfloat16")
+
+
+def mixed_precision_option(value: Any) -> str | None:
+    if value is not None and value not in MIXED_PRECISION:
+        raise ValueError(f"mixed_precision must be one of {', '.join(MIXED_PRECISION)} or None; received {value!r}")
+    return value
+
+
+def accelerators() -> list:
+    """The GPUs and TPUs TensorFlow sees."""
+    return [d for d in tf.config.list_physical_devices() if d.device_type != "CPU"]

@@ -39,6 +39,7 @@ from mtl_tf.training.arguments import check_outputs
 from mtl_tf.training.losses import task_losses
 from mtl_tf.training.model_split import ModelSplit
 from mtl_tf.training.optimizers import build_optimizer
+from mtl_tf.training.precision import current_scale, loss_scaled
 
 
 class TrainStep:
@@ -61,8 +62,9 @@ class TrainStep:
 
     def __init__(self, model: keras.Model, tasks: Sequence, split: ModelSplit, weighting: Any, aggregator: Any,
                  sampler: Any, strategy: tf.distribute.Strategy, epoch: tf.Variable, optimizer: Any,
-                 task_optimizer: Any = None):
+                 task_optimizer: Any = None, loss_scaling: bool = False):
         self.model, self.tasks, self.split = model, list(tasks), split
+        self.loss_scaling = bool(loss_scaling)
         self.weighting, self.aggregator, self.sampler = weighting, aggregator, sampler
         self.strategy, self.epoch = strategy, epoch
         self.mode = self._gradient_mode()
@@ -122,6 +124,9 @@ class TrainStep:
         if self.task_optimizer is not None and self.task_optimizer is self.optimizer:
             raise ValueError("task_optimizer must be a different optimizer object from optimizer; "
                              "pass a name or config to get a fresh one")
+        if self.loss_scaling:
+            self.optimizer = loss_scaled(self.optimizer)
+            self.task_optimizer = None if self.task_optimizer is None else loss_scaled(self.task_optimizer)
         if self.task_optimizer is None:
             self._groups = [(self.optimizer, self.model.trainable_variables + self.weighting.parameters)]
         else:
@@ -142,7 +147,8 @@ class TrainStep:
             weights = tf.cast(self.weighting(global_losses, step, active), tf.float32) * sampled
             regularization = self.regularization() + self._method_regularization(active)
             share = tf.reduce_sum(weights * losses) + regularization / replicas
-        self._apply(tape.gradient(share, variables), variables)
+            scaled = share * self._scale()
+        self._apply(tape.gradient(scaled, variables), variables)
         return outputs, losses, per_example, weights, share * replicas, regularization
 
     def _task_gradient_step(self, features, labels, masks, step):
@@ -158,37 +164,43 @@ class TrainStep:
             losses, per_example, counts = task_losses(self.tasks, labels, masks, outputs)
             model_regularization = self.regularization()
             # Divided inside the tape: an op after it would not be recorded (its gradient: none).
-            regularization_share = model_regularization / replicas
-            unweighted = tf.reduce_sum(losses)
+            # Scaled by the loss scale (1 without float16): every gradient below is scaled alike.
+            loss_scale = self._scale()
+            regularization_share = model_regularization / replicas * loss_scale
+            unweighted = tf.reduce_sum(losses) * loss_scale
         if self._split_ok:
             flat = [c for task_copies in copies for c in task_copies]
             grads = tape.gradient(unweighted, flat + split.task_specific)
-            rep_grads = split.representation_gradients(grads[:len(flat)], representation)
+            # In float32 for the Gram matrix and the combination (the representation may be half precision).
+            rep_grads = [tf.cast(g, tf.float32) for g in split.representation_gradients(grads[:len(flat)],
+                                                                                         representation)]
             task_grads = grads[len(flat):]
         else:
             task_grads = tape.gradient(unweighted, split.task_specific)
         num_tasks = len(self.tasks)
         if self.mode == "rep":
             stacked = rep_grads
-            gram = self._sum_across_replicas(gram_of(stacked, num_tasks))
+            gram = self._sum_across_replicas(gram_of(stacked, num_tasks)) / loss_scale ** 2
             measured = gram
         else:
             jacobian = self._shared_jacobian(tape, representation, rep_grads) if self._split_ok \
                 else self._plain_jacobian(tape, losses)
             stacked = self._sum_across_replicas(jacobian)
-            gram = gram_of(stacked, num_tasks)
+            gram = gram_of(stacked, num_tasks) / loss_scale ** 2
             measured = gram if self._weighting_indices is None else \
-                gram_of([stacked[i] for i in self._weighting_indices], num_tasks)
+                gram_of([stacked[i] for i in self._weighting_indices], num_tasks) / loss_scale ** 2
         sampled, active = self._active(step, counts)
         global_losses = self._global_losses(losses)
         weights, method_grads, method_regularization = self._method_weights(
             global_losses, losses, step, sampled, active, measured, replicas)
         if self.mode == "param" and not self.aggregator.needs_task_gradients:
             # Only the weighting needed per-task gradients: the update is that of sum_t w_t L_t.
-            shared = _zeros_for_none(tape.gradient(losses, split.shared, output_gradients=weights), split.shared)
+            shared = _zeros_for_none(tape.gradient(losses, split.shared, output_gradients=weights * loss_scale),
+                                     split.shared)
         else:
             shared = self._shared_update(tape, stacked, gram, weights, global_losses, step, replicas,
                                          representation if self.mode == "rep" else None)
+        method_grads = [g * loss_scale for g in method_grads]
         owners = tf.gather(weights, split.owners) if split.owners else tf.zeros([0])
         task_grads = [_dense_or_zero(g, v) * owners[i] for i, (g, v) in enumerate(zip(task_grads, split.task_specific))]
         grads = shared + method_grads + task_grads
@@ -208,15 +220,17 @@ class TrainStep:
         if not shared:
             return []
         if not self.aggregator.gram_based:
-            per_task = [[tensor[t] for tensor in stacked] for t in range(len(self.tasks))]
+            # A custom aggregate() sees true gradients; its result is scaled back for the optimizer.
+            loss_scale = self._scale()
+            per_task = [[tensor[t] / loss_scale for tensor in stacked] for t in range(len(self.tasks))]
             combined = self.aggregator.aggregate(per_task, weights)
-            return [g / replicas for g in combined]
+            return [g * loss_scale / replicas for g in combined]
         beta = self.aggregator.coefficients(gram, weights, global_losses, step)
         scale = tf.stop_gradient(tf.cast(beta, tf.float32))
         if representation is None:
             # The Jacobian is already global and the same on every replica; the optimizer sums.
             return [g / replicas for g in combine(scale, stacked)]
-        cotangents = combine(scale, stacked)
+        cotangents = _like(combine(scale, stacked), representation)
         return _zeros_for_none(tape.gradient(representation, shared, output_gradients=cotangents), shared)
 
     def _shared_jacobian(self, tape, representation, rep_grads):
@@ -227,7 +241,7 @@ class TrainStep:
             return []
 
         def pull_back(cotangents):
-            grads = tape.gradient(representation, shared, output_gradients=list(cotangents))
+            grads = tape.gradient(representation, shared, output_gradients=_like(cotangents, representation))
             return [_dense_or_zero(g, v) for g, v in zip(grads, shared)]
 
         if self._vectorize:
@@ -276,14 +290,22 @@ class TrainStep:
             return tf.constant(0.0)
         return tf.cast(tf.add_n(self.model.losses), tf.float32)
 
+    def _scale(self):
+        """The loss scale of this step (the shared optimizer's; 1.0 without float16)."""
+        return tf.cast(current_scale(self.optimizer), tf.float32) if self.loss_scaling else tf.constant(1.0)
+
     def _apply(self, grads, variables):
+        """Hands the gradients (scaled by :meth:`_scale`) to the optimizers."""
         grads = _zeros_for_none(grads, variables)
         if len(self._groups) == 1:
             self.optimizer.apply_gradients(zip(grads, variables))
             return
         by_id = {id(v): g for g, v in zip(grads, variables)}
         for optimizer, group in self._groups:
-            optimizer.apply_gradients([(by_id[id(v)], v) for v in group])
+            # Each loss-scaled optimizer unscales by its own scale.
+            factor = 1.0 if optimizer is self.optimizer or not self.loss_scaling else \
+                tf.cast(current_scale(optimizer), tf.float32) / self._scale()
+            optimizer.apply_gradients([(by_id[id(v)] * factor, v) for v in group])
 
 
 def has_grouped_convolution(model: keras.Model) -> bool:
@@ -291,6 +313,11 @@ def has_grouped_convolution(model: keras.Model) -> bool:
     layers = model._flatten_layers() if hasattr(model, "_flatten_layers") else model.layers
     convolutions = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
     return any(isinstance(layer, convolutions) and getattr(layer, "groups", 1) > 1 for layer in layers)
+
+
+def _like(cotangents: Sequence[tf.Tensor], tensors: Sequence[tf.Tensor]) -> list[tf.Tensor]:
+    """Each cotangent in its tensor's dtype (a half-precision representation takes half-precision ones)."""
+    return [tf.cast(c, t.dtype) for c, t in zip(cotangents, tensors)]
 
 
 def _zeros_for_none(grads: Sequence, variables: Sequence) -> list[tf.Tensor]:

@@ -26,7 +26,8 @@ import tensorflow as tf
 
 from mtl_tf.training.aggregators import AGGREGATORS
 from mtl_tf.training.arguments import (check_model, check_outputs, check_tasks, early_stopping_options,
-                                       positive_int, resolve_jit, steps_per_execution_option)
+                                       accelerators, mixed_precision_option, positive_int, resolve_jit,
+                                       steps_per_execution_option)
 from mtl_tf.training.checkpointing import HISTORY_FILE, Checkpoints
 from mtl_tf.training.diverged import TrainingDiverged
 from mtl_tf.training.early_stopping import EarlyStopping
@@ -34,6 +35,7 @@ from mtl_tf.training.feed import Feed, cardinality, compile_loop, known_batches,
 from mtl_tf.training.history import History
 from mtl_tf.training.losses import per_example_losses, unpack_batch
 from mtl_tf.training.model_split import ModelSplit
+from mtl_tf.training.precision import dtype_policy
 from mtl_tf.training.progress import Progress
 from mtl_tf.training.sampling import SAMPLERS
 from mtl_tf.training.step import TrainStep
@@ -93,6 +95,10 @@ class Trainer:
         verbose: 1 prints a line per epoch, with a progress bar when stdout is a terminal
             (see :mod:`mtl_tf.training.progress`); 0 is silent.
         train_metrics: also compute every task metric on the training batches (costs time).
+        mixed_precision: ``"mixed_float16"`` or ``"mixed_bfloat16"``: the model computes in
+            half precision with float32 weights (and float32 task outputs); float16 gets dynamic
+            loss scaling (a step whose gradients overflow is skipped and the scale halved).
+            None: float32.
         jit_compile: compile the step with XLA: True, False or "auto" (on a GPU or TPU with
             one replica, when every layer supports it, like Keras ``fit``).
         max_to_keep: epoch checkpoints kept.
@@ -117,7 +123,7 @@ class Trainer:
                  train_metrics: bool = False, jit_compile: bool | str = "auto", max_to_keep: int = 3,
                  task_optimizer: str | Mapping[str, Any] | keras.optimizers.Optimizer | None = None,
                  task_sizes: Mapping[str, int] | None = None, steps_per_execution: int | str = "auto",
-                 configuration: Mapping[str, Any] | None = None):
+                 configuration: Mapping[str, Any] | None = None, mixed_precision: str | None = None):
         self.tasks = check_tasks(tasks)
         self.epochs = positive_int("epochs", epochs)
         self.steps_per_epoch = None if steps_per_epoch is None else positive_int("steps_per_epoch", steps_per_epoch)
@@ -129,7 +135,9 @@ class Trainer:
         keras.utils.set_random_seed(seed)
         patience, min_delta = early_stopping_options(early_stopping)
         with self.strategy.scope():
-            self._model = check_model(model_fn())
+            self.mixed_precision = mixed_precision_option(mixed_precision)
+            with dtype_policy(self.mixed_precision):
+                self._model = check_model(model_fn())
             self.split = ModelSplit(self._model, [task.name for task in self.tasks])
             self.weighting = WEIGHTINGS.get(weighting, "training.weighting")
             self.weighting.build(self.tasks)
@@ -144,9 +152,13 @@ class Trainer:
             self._nonfinite = tf.Variable(tf.zeros([len(self.tasks)]), trainable=False, name="nonfinite")
             self._first_nonfinite = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite")
             self.step = TrainStep(self._model, self.tasks, self.split, self.weighting, self.aggregator,
-                                  self.sampler, self.strategy, self.epoch, optimizer, task_optimizer)
+                                  self.sampler, self.strategy, self.epoch, optimizer, task_optimizer,
+                                  loss_scaling=self.mixed_precision == "mixed_float16")
         self.optimizer, self.task_optimizer = self.step.optimizer, self.step.task_optimizer
         self.jit_compile = resolve_jit(jit_compile, self.strategy, self._model)
+        if self.jit_compile and self.mixed_precision and not accelerators():
+            raise ValueError(f"jit_compile=True with mixed_precision={self.mixed_precision!r}: XLA on a CPU refuses "
+                             "half-precision gradients ('mixed precision is disallowed'); on a CPU use one or the other")
         self.checkpoints = None if self.checkpoint_dir is None else Checkpoints(
             self.checkpoint_dir, self.strategy, max_to_keep, configuration, model=self._model, optimizer=self.optimizer,
             epoch=self.epoch, weighting=self.weighting, aggregator=self.aggregator, sampler=self.sampler,
@@ -154,7 +166,9 @@ class Trainer:
             **({} if self.task_optimizer is None else {"task_optimizer": self.task_optimizer}))
         self._best_weights: list[np.ndarray] | None = None
         self._train_step = self._compile_step(self._train_on_batch)
-        self._eval_step = self._compile_step(self._eval_on_batch)
+        # Metrics computed in Python (COCO mAP) cannot run under XLA: evaluate without it then.
+        self._eval_step = self._compile_step(self._eval_on_batch,
+                                             self.jit_compile and all(t.metrics_support_jit for t in self.tasks))
         self._train_loop = compile_loop(self._train_step)
         self._eval_loop = compile_loop(self._eval_step)
 
@@ -223,9 +237,10 @@ class Trainer:
         return self.val_trackers.task_results()
 
     # --- the compiled step ----------------------------------------------------------------
-    def _compile_step(self, on_batch: Callable) -> Callable:
-        """``on_batch`` compiled (with XLA when ``jit_compile``): one step on a given batch."""
-        return tf.function(on_batch, jit_compile=self.jit_compile, reduce_retracing=True)
+    def _compile_step(self, on_batch: Callable, jit_compile: bool | None = None) -> Callable:
+        """``on_batch`` compiled (with XLA when ``jit_compile``, default the Trainer's): one step on a given batch."""
+        jit = self.jit_compile if jit_compile is None else jit_compile
+        return tf.function(on_batch, jit_compile=jit, reduce_retracing=True)
 
     def _chunk(self, steps: int) -> int:
         """Steps per call of the compiled loop, for a pass of ``steps`` steps."""
