@@ -59,6 +59,8 @@ def raw_rows(n: int = 240, seed: int = 0) -> list[list[str]]:
         recent = "|".join(f"{abs(v):.2f}" for v in rng.normal(40, 10, size=int(rng.integers(0, 5))))
         rows.append([f"c{i}", "" if i % 11 == 0 else f"{amount:.3f}", "" if i % 13 == 0 else channel, f"{score:.4f}",
                      recent, str(int(amount > 50)), "" if i % 5 == 0 else str(int(score > 0.5))])
+    # Rows the pipeline rejects: a negative amount (min 0), a score that is not a number.
+    rows += [["bad1", "-3", "web", "0.5", "", "0", "1"], ["bad2", "10", "app", "abc", "1|2", "1", "0"]]
     return rows
 
 
