@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 
 import click
 
@@ -83,8 +82,8 @@ def schedule(recipe_path: str, overrides: tuple[str, ...], cron: str, runner: st
         click.echo(render_overlay(job, folder), nl=False)
         return
     target = out or str(DEFAULT_OUT / slug(job.recipe_name))
-    command = shlex.join(["mtl", "pipeline", "schedule", *sys.argv[3:]]) if len(sys.argv) > 3 else ""
-    path = write_overlay(job, target, folder, command)
+    written_by = f"mtl pipeline schedule {recipe_path} --cron {shlex.quote(job.cron)}; runs: mtl {shlex.join(job.args)}"
+    path = write_overlay(job, target, folder, written_by)
     click.echo(f"CronJob {job.cronjob_name} ({job.cron}) written to {path.parent}/")
     click.echo(f"  runs: {shlex.join(['mtl', *job.args])}")
     click.echo(f"  check: kubectl kustomize {path.parent}")

@@ -2,8 +2,8 @@
 
 The CronJob comes from the kustomize base ``k8s/base/data`` (security context, resources,
 the work claim, the image set once in ``k8s/components/images``): the generated folder is an
-overlay of it that renames the CronJob after the recipe and patches in the schedule and the
-command line, so it is applied with ``kubectl apply -k DIR`` and renders offline with
+overlay of it that renames the CronJob after the recipe, patches in the schedule and the
+command line and turns it on (the base's CronJob is a suspended template), so it is applied with ``kubectl apply -k DIR`` and renders offline with
 ``kubectl kustomize DIR``. The container runs exactly the command ``mtl pipeline run`` runs
 locally (printed by :meth:`Schedule.local_command`).
 """
@@ -133,7 +133,7 @@ def overlay_files(schedule: Schedule, out_dir: Path, base: Path, command: str = 
         "labels": [{"pairs": {"mtl.pipeline/recipe": label_value(schedule.recipe_name)}}],
         "patches": [{"path": PATCH}],
     }
-    spec = {"schedule": schedule.cron}
+    spec = {"schedule": schedule.cron, "suspend": False}
     if schedule.time_zone:
         spec["timeZone"] = schedule.time_zone
     spec["jobTemplate"] = {"spec": {"template": {"spec": {"containers": [

@@ -44,6 +44,7 @@ def test_schedule_writes_an_overlay_of_the_data_base_that_validates(tmp_path):
     assert job["metadata"]["name"] == "mtl-pipeline-fraud-signals"
     assert job["metadata"]["labels"]["mtl.pipeline/recipe"] == "fraud_signals"
     assert (job["spec"]["schedule"], job["spec"]["timeZone"]) == ("30 1 * * MON-FRI", "Europe/Paris")
+    assert job["spec"]["suspend"] is False and cronjob(render(BASE))["spec"]["suspend"] is True
     args = container(job)["args"]
     assert args == ["pipeline", "run", "/opt/mtl/recipes/fraud_signals.yaml", "--set", "training.epochs=3", "--train",
                     "--runner=DataflowRunner", "--project=acme", "--region=europe-west1"]

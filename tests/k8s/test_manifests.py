@@ -23,7 +23,7 @@ def test_the_expected_kustomizations_exist():
     names = {str(folder.relative_to(K8S)) for folder in FOLDERS}
     assert {"base/serving", "base/tracking", "base/data", "base/storage", "base/model-store",
             "base/training/multiworker", "base/training/single-gpu", "overlays/cpu", "overlays/gpu", "overlays/tpu",
-            "overlays/kserve", "overlays/platform"} <= names
+            "overlays/kserve", "overlays/platform", "generated/fraud-signals"} <= names
 
 
 @pytest.mark.parametrize("folder", [str(f.relative_to(K8S)) for f in FOLDERS])
@@ -106,7 +106,7 @@ def test_network_policies_select_real_pods(rendered):
     clients = policies["mlflow-clients"]["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
     reaching = sorted({o["metadata"]["name"] for objects in rendered.values() for o, t in pod_templates(objects)
                        if all(t["metadata"].get("labels", {}).get(k) == v for k, v in clients.items())})
-    assert reaching == ["mtl-pipeline", "mtl-train-gpu", "mtl-train-multiworker"]
+    assert reaching == ["mtl-pipeline", "mtl-pipeline-fraud-signals", "mtl-train-gpu", "mtl-train-multiworker"]
     database = policies["mlflow-postgres-from-mlflow"]["spec"]["ingress"][0]["from"][0]["podSelector"]
     assert database == {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}
 
