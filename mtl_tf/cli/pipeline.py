@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import click
 
@@ -55,7 +56,7 @@ def run_now(recipe_path: str, overrides: tuple[str, ...], tracking_uri: str | No
 @click.option("--train", is_flag=True, help="Also train, evaluate, export and register after preprocessing.")
 @click.option("--time-zone", default=None, help="IANA time zone of the schedule; default the base's (Etc/UTC).")
 @click.option("--out", "out", default=None, metavar="DIR|-",
-              help="Folder for the overlay (default k8s/generated/<recipe>); '-' prints the rendered CronJob.")
+              help="Where overlays go: DIR/<recipe>/ (default k8s/generated/); '-' prints the rendered CronJob.")
 @click.option("--base", default=None, type=click.Path(file_okay=False),
               help="The kustomize base of the CronJob; default k8s/base/data.")
 @click.option("--image-recipe", default=None, metavar="PATH",
@@ -68,7 +69,8 @@ def schedule(recipe_path: str, overrides: tuple[str, ...], cron: str, runner: st
     """Write a Kubernetes CronJob that runs `mtl pipeline run RECIPE ...` on a schedule.
 
     The CronJob is an overlay of the kustomize base k8s/base/data with the schedule and the
-    command line patched in: apply it with `kubectl apply -k DIR`. Extra arguments are Beam
+    command line patched in, written to DIR/<recipe>/: apply it with `kubectl apply -k
+    DIR/<recipe>`. Extra arguments are Beam
     pipeline options, passed to the job as they are.
     """
     from mtl_tf.cluster.schedule import (DEFAULT_OUT, container_recipe_path, find_base, make_schedule, render_overlay,
@@ -81,7 +83,7 @@ def schedule(recipe_path: str, overrides: tuple[str, ...], cron: str, runner: st
     if out == "-":
         click.echo(render_overlay(job, folder), nl=False)
         return
-    target = out or str(DEFAULT_OUT / slug(job.recipe_name))
+    target = Path(out or DEFAULT_OUT) / slug(job.recipe_name)
     written_by = f"mtl pipeline schedule {recipe_path} --cron {shlex.quote(job.cron)}; runs: mtl {shlex.join(job.args)}"
     path = write_overlay(job, target, folder, written_by)
     click.echo(f"CronJob {job.cronjob_name} ({job.cron}) written to {path.parent}/")

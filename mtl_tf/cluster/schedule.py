@@ -3,9 +3,10 @@
 The CronJob comes from the kustomize base ``k8s/base/data`` (security context, resources,
 the work claim, the image set once in ``k8s/components/images``): the generated folder is an
 overlay of it that renames the CronJob after the recipe, patches in the schedule and the
-command line and turns it on (the base's CronJob is a suspended template), so it is applied with ``kubectl apply -k DIR`` and renders offline with
-``kubectl kustomize DIR``. The container runs exactly the command ``mtl pipeline run`` runs
-locally (printed by :meth:`Schedule.local_command`).
+command line and turns it on (the base's CronJob is a suspended template), so it is
+applied with ``kubectl apply -k DIR`` and renders offline with ``kubectl kustomize DIR``.
+The container runs exactly the command ``mtl pipeline run`` runs locally (printed by
+:meth:`Schedule.local_command`).
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def version_state(server: str, name: str, version: int, timeout: float = 10.0) -
     try:
         body = _send(urllib.request.Request(url, method="GET"), url, timeout)
     except ValueError as error:
-        if "404" in str(error):
+        if "answered 404:" in str(error):
             return "UNKNOWN"
         raise
     for entry in body.get("model_version_status", []):

@@ -41,8 +41,3 @@ def parse_label_mapping(items: Iterable[str] | None) -> dict[str, str]:
         raise ValueError(f"each label mirrors one alias; received label(s) {', '.join(repeated)} for several "
                          f"aliases in {', '.join(pairs)}")
     return mapping
-
-
-def label_for(alias: str, mapping: Mapping[str, str]) -> str | None:
-    """The label ``alias`` maps to, or None."""
-    return mapping.get(alias)

@@ -37,24 +37,33 @@ def local_answer(saved_model_dir: str | Path, signature: str) -> Answer:
     Raises:
         ValueError: the SavedModel has no such signature.
     """
-    import tensorflow as tf
+    return LocalModel(saved_model_dir, signature)
 
-    from mtl_tf.errors import did_you_mean
 
-    loaded = tf.saved_model.load(str(saved_model_dir))
-    if signature not in loaded.signatures:
-        known = sorted(loaded.signatures)
-        raise ValueError(f"the SavedModel has no signature '{signature}'{did_you_mean(signature, known)}; "
-                         f"signatures: {', '.join(known)}")
-    function = loaded.signatures[signature]
-    input_name = signature_input(function)
+class LocalModel:
+    """A SavedModel signature over serialized examples, called in this process.
 
-    def answer(examples: Sequence[bytes]) -> dict[str, np.ndarray]:
-        outputs = function(**{input_name: tf.constant(list(examples), dtype=tf.string)})
+    The loaded SavedModel is kept with its signature: the signature's variables belong to it.
+    """
+
+    def __init__(self, saved_model_dir: str | Path, signature: str):
+        import tensorflow as tf
+
+        from mtl_tf.errors import did_you_mean
+
+        self.loaded = tf.saved_model.load(str(saved_model_dir))
+        if signature not in self.loaded.signatures:
+            known = sorted(self.loaded.signatures)
+            raise ValueError(f"the SavedModel has no signature '{signature}'{did_you_mean(signature, known)}; "
+                             f"signatures: {', '.join(known)}")
+        self.function = self.loaded.signatures[signature]
+        self.input_name = signature_input(self.function)
+
+    def __call__(self, examples: Sequence[bytes]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        outputs = self.function(**{self.input_name: tf.constant(list(examples), dtype=tf.string)})
         return {name: value.numpy() for name, value in outputs.items()}
-
-    answer.saved_model = loaded  # keeps the loaded object alive with the function
-    return answer
 
 
 def signature_input(function: Any) -> str:

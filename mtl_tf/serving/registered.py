@@ -18,7 +18,6 @@ from typing import Any
 from mtl_tf.serving.reference import ModelRef
 
 EXPORT_ARTIFACTS = "export"
-SIGNATURES_ARTIFACT = "export/signatures.json"
 RECIPE_ARTIFACT = "recipe/recipe.resolved.yaml"
 DATASET_ARTIFACTS = ("data/dataset.json", "data/data/dataset.json")
 # What TF Serving reads of an export; model.keras stays in the registry.
@@ -149,11 +148,8 @@ class ServingFiles:
     spec: Any
     signatures: dict[str, Any]
 
-    def signature_outputs(self, signature: str) -> list[str]:
-        """The output names of ``signature``, as the SavedModel names them."""
-        return list(self.signature(signature)["outputs"])
-
     def signature(self, signature: str) -> dict[str, Any]:
+        """``{"inputs": ..., "outputs": ...}`` of ``signature``, names as the SavedModel gives them."""
         from mtl_tf.errors import did_you_mean
 
         known = self.signatures.get("signatures", {})

@@ -33,12 +33,11 @@ def container(job):
 
 
 def test_schedule_writes_an_overlay_of_the_data_base_that_validates(tmp_path):
-    out = tmp_path / "generated" / "fraud"
     result = invoke("pipeline", "schedule", RECIPE, "--cron", "30 1 * * MON-FRI", "--runner", "DataflowRunner",
-                    "--train", "--time-zone", "Europe/Paris", "--base", BASE, "--out", out,
+                    "--train", "--time-zone", "Europe/Paris", "--base", BASE, "--out", tmp_path / "generated",
                     "--project=acme", "--region=europe-west1", "--set", "training.epochs=3")
     assert result.exit_code == 0, result.output
-    objects = render(out)
+    objects = render(tmp_path / "generated" / "fraud-signals")
     assert schema_problems(objects) == ([], []) and pod_problems(objects) == []
     job = cronjob(objects)
     assert job["metadata"]["name"] == "mtl-pipeline-fraud-signals"
@@ -52,7 +51,8 @@ def test_schedule_writes_an_overlay_of_the_data_base_that_validates(tmp_path):
     # What the base gives every pipeline pod is still there.
     base = cronjob(render(BASE))
     assert container(job)["securityContext"] == container(base)["securityContext"]
-    assert container(job)["image"] == container(base)["image"] and container(job)["resources"] == container(base)["resources"]
+    for key in ("image", "resources", "volumeMounts", "env"):
+        assert container(job)[key] == container(base)[key], key
     assert (f"the same job now, here: mtl pipeline run {RECIPE} --set training.epochs=3 --train "
             "--runner=DataflowRunner --project=acme --region=europe-west1") in result.output
 
@@ -152,10 +152,9 @@ def test_pipeline_run_preprocesses_with_the_runner_named(tiny_workdir):
 @pytest.mark.integration
 def test_the_scheduled_command_line_run_here_trains_and_registers(tiny_workdir, tmp_path):
     """The CronJob's own args, with the recipe path of this machine: preprocess, train, register (~30 s)."""
-    out = tmp_path / "overlay"
     assert invoke("pipeline", "schedule", tiny_workdir, "--cron", "@hourly", "--train", "--base", BASE,
-                  "--out", out).exit_code == 0
-    args = container(cronjob(render(out)))["args"]
+                  "--out", tmp_path / "overlays").exit_code == 0
+    args = container(cronjob(render(tmp_path / "overlays" / "tiny-serve")))["args"]
     assert args[:3] == ["pipeline", "run", "/opt/mtl/recipes/tiny.yaml"]
     result = invoke(*args[:2], tiny_workdir, *args[3:], "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "-q")
     assert result.exit_code == 0, result.output

@@ -28,7 +28,8 @@ def config_of(root: Path):
     from tensorflow_serving.config import model_server_config_pb2
 
     text = (root / "models.config").read_text()
-    return {c.name: c for c in text_format.Parse(text, model_server_config_pb2.ModelServerConfig()).model_config_list.config}
+    config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    return {entry.name: entry for entry in config.model_config_list.config}
 
 
 def registered_outputs(registered, version: int, examples):
