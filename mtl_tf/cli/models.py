@@ -123,7 +123,7 @@ def _fmt(value: float | None) -> str:
               help="Step 2: move the labels the last deploy left pending, once the server has loaded their versions.")
 @click.option("--server", default=None, metavar="HOST:PORT",
               help="With --finalize: TF Serving's REST address; refuse unless it reports the versions AVAILABLE.")
-@click.option("--label", "labels", multiple=True, metavar="ALIAS=LABEL",
+@click.option("--label-map", "labels", multiple=True, metavar="ALIAS=LABEL",
               help="Alias -> version label (repeatable or comma-separated); default champion=stable,challenger=canary.")
 @click.option("--keep", type=click.IntRange(min=1), default=None,
               help="Keep this many versions; older ones no label points at are removed. Default: keep all.")
@@ -152,7 +152,7 @@ def deploy(model: str | None, root: str, finalize: bool, server: str | None, lab
     if finalize:
         if model is not None or labels or base_path or served_name:
             raise click.UsageError("--finalize moves the labels already planned in --to DIR; it takes no model, "
-                                   "--label, --base-path or --name")
+                                   "--label-map, --base-path or --name")
         result = finalize_labels(root, keep=keep, server=server)
     else:
         if model is None:

@@ -27,7 +27,7 @@ from mtl_tf.cli.options import tracking_uri_option
 @click.option("--label", default=None,
               help="With --server: the version label to ask for; default the alias's (champion -> stable).")
 @click.option("--label-map", "labels", multiple=True, metavar="ALIAS=LABEL",
-              help="With --server: alias -> label, as given to `mtl models deploy --label`.")
+              help="With --server: alias -> label, as given to `mtl models deploy --label-map`.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True, help="Rows per request.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Seconds per request to a server.")

@@ -101,3 +101,18 @@ def test_label_mapping_defaults_and_refusals():
         parse_label_mapping(["champion=2"])
     with pytest.raises(ValueError, match="label\\(s\\) prod for several aliases"):
         parse_label_mapping(["champion=prod", "challenger=prod"])
+
+
+def test_the_state_beside_the_config_reads_back_and_a_foreign_config_is_refused(tmp_path):
+    from mtl_tf.serving.deploy import read_state, write_state
+
+    model = served([2, 3], {"stable": 2}, {"stable": 3})
+    write_state(tmp_path, {"fraud": model})
+    assert read_state(tmp_path) == {"fraud": model}
+    assert "value: 2" in (tmp_path / "models.config").read_text() and "value: 3" not in (
+        tmp_path / "models.config").read_text()
+    foreign = tmp_path / "other"
+    foreign.mkdir()
+    (foreign / "models.config").write_text("model_config_list {}\n")
+    with pytest.raises(ValueError, match="was not written by `mtl models deploy` \\(no deploy.json beside it\\)"):
+        read_state(foreign)
