@@ -82,7 +82,11 @@ def preprocess(recipe_path: str, overrides: tuple[str, ...], out_dir: str | None
     Any Beam pipeline option passes through (--runner, --direct_num_workers, Dataflow or
     Flink options). DirectRunner by default.
     """
-    recipe = read_recipe(recipe_path, overrides)
+    run_preprocess(read_recipe(recipe_path, overrides), out_dir, beam_args)
+
+
+def run_preprocess(recipe: Recipe, out_dir: str | None, beam_args: tuple[str, ...]) -> None:
+    """The Beam pipeline of ``recipe`` (once per dataset), with its summary lines."""
     if recipe.datasets:
         _preprocess_every_dataset(recipe, out_dir, beam_args)
         return

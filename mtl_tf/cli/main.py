@@ -38,7 +38,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from mtl_tf.cli import analyze, baseline, data, models, recipes, run
+    from mtl_tf.cli import analyze, baseline, cluster, data, models, pipeline, predict, recipes, run
 
     cli.add_command(recipes.recipes)
     cli.add_command(data.data)
@@ -46,6 +46,9 @@ def _register() -> None:
     cli.add_command(baseline.baseline)
     cli.add_command(analyze.analyze)
     cli.add_command(models.models)
+    cli.add_command(predict.predict)
+    cli.add_command(pipeline.pipeline)
+    cli.add_command(cluster.cluster)
 
 
 _register()

@@ -113,3 +113,54 @@ def _fmt(value: float | None) -> str:
     if value is None:
         return "missing"
     return "undefined" if math.isnan(value) else f"{value:.4f}"
+
+
+@models.command()
+@click.argument("model", metavar="NAME@ALIAS|NAME/VERSION", required=False)
+@click.option("--to", "root", required=True, type=click.Path(file_okay=False),
+              help="Deployment folder: <model>/<version>/ per version, models.config, deploy.json.")
+@click.option("--finalize", is_flag=True,
+              help="Step 2: move the labels the last deploy left pending, once the server has loaded their versions.")
+@click.option("--server", default=None, metavar="HOST:PORT",
+              help="With --finalize: TF Serving's REST address; refuse unless it reports the versions AVAILABLE.")
+@click.option("--label-map", "labels", multiple=True, metavar="ALIAS=LABEL",
+              help="Alias -> version label (repeatable or comma-separated); default champion=stable,challenger=canary.")
+@click.option("--keep", type=click.IntRange(min=1), default=None,
+              help="Keep this many versions; older ones no label points at are removed. Default: keep all.")
+@click.option("--base-path", default=None, metavar="PATH",
+              help="Where the server finds the model folders (default /models, as in k8s/; a gs:// path for a bucket).")
+@click.option("--name", "served_name", default=None, help="Served model name; default the registered name.")
+@tracking_uri_option
+def deploy(model: str | None, root: str, finalize: bool, server: str | None, labels: tuple[str, ...],
+           keep: int | None, base_path: str | None, served_name: str | None, tracking_uri: str | None) -> None:
+    """Lay a registered version out for TensorFlow Serving and write its models.config.
+
+    The version goes to DIR/<model>/<version>/ (the registry version number) and
+    DIR/models.config lists it beside the versions already served, with version labels
+    that mirror the registry's aliases. A label that moves to a newly listed version
+    waits for step 2, since TF Serving labels only loaded versions:
+
+    \b
+      mtl models deploy fraud_signals@champion --to deploy/     # step 1: list v3
+      mtl models deploy --to deploy/ --finalize                 # step 2: stable -> v3
+    """
+    from mtl_tf.serving.deploy import deploy as deploy_version
+    from mtl_tf.serving.deploy import finalize as finalize_labels
+    from mtl_tf.serving.labels import parse_label_mapping
+    from mtl_tf.serving.reference import parse_model_ref
+
+    if finalize:
+        if model is not None or labels or base_path or served_name:
+            raise click.UsageError("--finalize moves the labels already planned in --to DIR; it takes no model, "
+                                   "--label-map, --base-path or --name")
+        result = finalize_labels(root, keep=keep, server=server)
+    else:
+        if model is None:
+            raise click.UsageError("name the version to deploy (NAME@ALIAS or NAME/VERSION), or pass --finalize")
+        if server is not None:
+            raise click.UsageError("--server checks the versions before --finalize; it does nothing on step 1")
+        _connect(tracking_uri)
+        result = deploy_version(parse_model_ref(model), root, tracking_uri=tracking_uri,
+                                mapping=parse_label_mapping(labels), keep=keep, base_path=base_path,
+                                served_name=served_name, echo=click.echo)
+    click.echo(result.summary())
