@@ -8,7 +8,8 @@ from mtl_tf.evaluation.image_grid import Caption, draw_boxes, text_tile
 from mtl_tf.evaluation.predictions import WRONG, collect_examples, prediction_grid
 from mtl_tf.tasks import DepthTask, DetectionTask, MulticlassTask, SegmentationTask
 from mtl_tf.tasks.base import find_task_spec
-from tests.helpers.tiny_images import CLASSES, IGNORE, MAX_BOXES, OBJECT_CLASSES, SCENES, make_tiny_images, tiny_image_model
+from tests.helpers.tiny_images import (CLASSES, IGNORE, MAX_BOXES, OBJECT_CLASSES, SCENES, make_tiny_images,
+                                      tiny_image_model)
 
 HEIGHT, WIDTH, SCALE, GAP, TITLE = 16, 24, 2, 2, 12
 
@@ -87,7 +88,8 @@ def test_detections_below_the_score_threshold_are_not_drawn_and_drawn_ones_carry
     examples = collect_examples(model, tasks, batches, "image", count=6, score_threshold=threshold)
     for row, example in enumerate(examples):
         drawn = example["prediction"]["objects"]
-        assert len(drawn) == int(((scores[row] >= threshold) & (np.asarray(decoded["objects_classes"][row]) >= 0)).sum())
+        found = np.asarray(decoded["objects_classes"][row]) >= 0
+        assert len(drawn) == int(((scores[row] >= threshold) & found).sum())
         assert all(box[5] >= threshold and 0 <= box[4] < len(OBJECT_CLASSES) for box in drawn)
 
     plain = draw_boxes(np.zeros((20, 40, 3), np.uint8), [[0.5, 0.6, 0.9, 0.9, 1, 0.87]], OBJECT_CLASSES,
