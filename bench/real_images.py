@@ -13,8 +13,10 @@ gives the test metrics of constant predictions from the train split (the most fr
 class of every pixel, the mean depth everywhere, no detection, the majority class), so a
 reader can tell learning from chance.
 
-Results are merged into ``bench/results/<recipe>.json`` (one entry per architecture, so runs
-can be made at different times) and printed as markdown tables. Runs are tracked in
+Results are merged into ``bench/results/<recipe>.json`` after every run (one entry per
+architecture, so runs can be made at different times and an interrupted one keeps what it
+finished) and printed as markdown tables. ``--baseline-tasks`` retrains some baselines
+only; ``--load-baselines`` reads those trained before. Runs are tracked in
 ``artifacts/bench/<recipe>/mlflow.db``: each run's prediction grid is its artifact
 ``report/predictions.png`` (and ``artifacts/bench/<recipe>/<entry>/predictions.png``); the
 grid of the first architecture run is copied to ``bench/results/<recipe>_predictions.png``.
@@ -65,6 +67,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="recipe override applied to every run, e.g. training.epochs=4")
     parser.add_argument("--baselines", action="store_true", help="train the single-task baselines")
+    parser.add_argument("--baseline-tasks", nargs="+", default=None, metavar="TASK",
+                        help="with --baselines: train only these tasks' baselines, keep the others")
+    parser.add_argument("--load-baselines", action="store_true",
+                        help="read the baselines trained before (artifacts/bench/<recipe>/baselines) into the results")
     parser.add_argument("--skip-preprocess", action="store_true", help="reuse the dataset already written")
     parser.add_argument("--verbose", type=int, default=0, help="1 shows a progress bar per epoch")
     args = parser.parse_args(argv)
@@ -127,8 +133,10 @@ def run_one(path: Path, arch: str, entry: str, overrides: Sequence[str], skip_pr
 
 
 def run_baselines_entry(path: Path, overrides: Sequence[str], skip_preprocess: bool, uri: str,
-                        verbose: int) -> dict[str, Any]:
-    """One single-task hps model per task; returns the results file's baselines entry."""
+                        verbose: int, tasks: Sequence[str] | None = None, train: bool = True) -> dict[str, Any]:
+    """One single-task hps model per task (``tasks``: only those, the others kept; ``train``
+    False: none, the stored ones read); returns the results file's baselines entry, read from
+    ``artifacts/bench/<recipe>/baselines/baselines.json``."""
     from mtl_tf.recipe import load_recipe
     from mtl_tf.runner import run_baselines
 
@@ -136,16 +144,18 @@ def run_baselines_entry(path: Path, overrides: Sequence[str], skip_preprocess: b
     recipe = load_recipe(path, [*overrides, architecture_override("hps"),
                                 f"output_dir=artifacts/bench/{base.name}/baselines"])
     start = time.perf_counter()
-    result = run_baselines(recipe, tracking_uri=uri, skip_preprocess=skip_preprocess, verbose=verbose,
-                           echo=lambda line: None)
-    stored = json.loads((Path(recipe.run_dir) / "baselines.json").read_text())
+    if train:
+        run_baselines(recipe, tasks=tasks, tracking_uri=uri, skip_preprocess=skip_preprocess, verbose=verbose,
+                      echo=lambda line: None)
+    stored = json.loads((Path(recipe.run_dir) / "baselines.json").read_text())["tasks"]
     return {
         "architecture": "hps, one model per task",
         "overrides": list(overrides),
-        "test": rounded(result.test_metrics),
+        "test": rounded({task: entry["test"] for task, entry in stored.items()}),
+        "primary_metric": {task: entry.get("primary_metric") for task, entry in stored.items()},
         "epochs": {task: {"run": entry.get("epochs_run"), "best": entry.get("best_epoch")}
-                   for task, entry in stored.get("tasks", {}).items()},
-        "seconds_total": round(time.perf_counter() - start, 1),
+                   for task, entry in stored.items()},
+        "seconds_total": round(time.perf_counter() - start, 1) if train else None,
     }
 
 
@@ -224,14 +234,20 @@ def add_delta_m(results: dict[str, Any], recipe) -> None:
         entry["delta_m_per_task_pct"] = {t: round(row["relative_pct"], 2) for t, row in result.per_task.items()}
 
 
+# The metrics the tables show per task type (the primary one among them or first).
+HEADLINE = {"segmentation": ("miou",), "depth": ("abs_err", "delta1"), "detection": ("map", "map_50"),
+            "multiclass": ("accuracy",), "multilabel": ("auc",), "binary": ("auc",), "regression": ("mae",)}
+
+
 def markdown_tables(results: dict[str, Any]) -> str:
-    """The metrics table (primary metric of each task, then delta_m) and the cost table."""
-    tasks, entries, baselines = results["tasks"], results["architectures"], results.get("baselines")
-    header = ["model", *[f"{t} {m}" for t, m in tasks.items()], "delta_m primary / all (%)"]
+    """The metrics table (headline metrics of each task, then delta_m) and the cost table."""
+    entries, baselines = results["architectures"], results.get("baselines")
+    columns = [(t, m) for t, kind in results["types"].items() for m in HEADLINE.get(kind, (results["tasks"][t],))]
+    header = ["model", *[f"{t} {m}" for t, m in columns], "delta_m primary / all (%)"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
 
     def cells(test):
-        return [f"{test[t][m]:.4f}" if t in test and m in test[t] else "" for t, m in tasks.items()]
+        return [f"{test[t][m]:.4f}" if t in test and m in test[t] else "" for t, m in columns]
 
     if results.get("constant"):
         lines.append("| " + " | ".join(["constant prediction (train statistics)", *cells(results["constant"]), ""])
@@ -267,6 +283,7 @@ def merge_results(name: str, recipe, new: dict[str, Any], baselines: dict[str, A
                      "splits": _split_counts(recipe),
                      "augment": recipe.data.augment.model_dump() if recipe.data.augment else None},
         "tasks": {t.name: _primary(t) for t in recipe.tasks},
+        "types": {t.name: t.type for t in recipe.tasks},
         "training": {"epochs": recipe.training.epochs, "batch_size": recipe.training.batch_size,
                      "optimizer": recipe.training.optimizer.as_dict(),
                      "early_stopping": recipe.training.early_stopping.model_dump()
@@ -312,31 +329,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     uri = tracking(recipe)
-    new, baselines = {}, None
-    archs = args.arch if args.arch is not None else ([] if args.baselines else ["hps"])
+    archs = args.arch if args.arch is not None else ([] if args.baselines or args.load_baselines else ["hps"])
     skip = args.skip_preprocess
-    if args.baselines:
+    results_path = RESULTS / f"{recipe.name}.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    def save(new: dict[str, Any], baselines: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Merges and writes the results after every stage, so an interrupted run keeps what it did."""
+        known = json.loads(results_path.read_text()) if results_path.is_file() else {}
+        constant = known.get("constant") or constant_predictions(recipe)
+        results = merge_results(recipe.name, recipe, new, baselines, constant)
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        return results
+
+    results = None
+    if args.baselines or args.load_baselines:
         print(f"{recipe.name}: single-task baselines ...", flush=True)
-        baselines = run_baselines_entry(path, args.overrides, skip, uri, args.verbose)
+        baselines = run_baselines_entry(path, args.overrides, skip, uri, args.verbose, args.baseline_tasks,
+                                        train=args.baselines)
         print(json.dumps(baselines["test"]), flush=True)
-        skip = True
+        skip = skip or args.baselines
+        results = save({}, baselines)
     for arch in archs:
         entry = args.name or arch
         print(f"{recipe.name}: {entry} ...", flush=True)
-        new[entry] = run_one(path, arch, entry, args.overrides, skip, uri, args.verbose)
-        print(json.dumps(new[entry]["test"]), f"{new[entry]['seconds_per_epoch']} s/epoch", flush=True)
+        done = run_one(path, arch, entry, args.overrides, skip, uri, args.verbose)
+        print(json.dumps(done["test"]), f"{done['seconds_per_epoch']} s/epoch", flush=True)
         skip = True
-    old = RESULTS / f"{recipe.name}.json"
-    constant = None
-    if not old.is_file() or not json.loads(old.read_text()).get("constant") or not skip:
-        constant = constant_predictions(recipe)
-    results = merge_results(recipe.name, recipe, new, baselines, constant)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    old.write_text(json.dumps(results, indent=2) + "\n")
-    example = RESULTS / f"{recipe.name}_predictions.png"
-    first = next((e for e in new.values() if e.get("prediction_grid")), None)
-    if first and not example.is_file():
-        shutil.copy2(first["prediction_grid"], example)
+        results = save({entry: done})
+        example = RESULTS / f"{recipe.name}_predictions.png"
+        if done.get("prediction_grid") and not example.is_file():
+            shutil.copy2(done["prediction_grid"], example)
+    if results is None:
+        results = save({})
     print(markdown_tables(results))
     return 0
 
