@@ -152,7 +152,8 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
 
         report_path = write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir,
                                        skew, run_dir, tracked, monitor=monitor, delta=delta,
-                                       utilisation_batches=data["validation"].take(UTILISATION_BATCHES))
+                                       utilisation_batches=data["validation"].take(UTILISATION_BATCHES),
+                                       test_batches=data["test"])
         version = None
         name = recipe.tracking.register_as or recipe.name
         if register:

@@ -16,7 +16,8 @@ import numpy as np
 
 RUNS_DIR = "runs"
 # What a run's folder holds, copied to <output_dir> for the latest run.
-RUN_FILES = ("report.json", "report.md", "training_curves.png", "expert_utilisation.png")
+RUN_FILES = ("report.json", "report.md", "training_curves.png", "expert_utilisation.png", "predictions.png")
+PREDICTIONS_FILE = "predictions.png"
 
 
 def run_folder(run_dir: Path, export_dir: Path, architecture: str) -> Path:
@@ -42,8 +43,12 @@ def publish_latest(folder: Path, run_dir: Path) -> None:
 
 def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir, skew, run_dir, tracked,
                      monitor: Any = None, delta: dict[str, Any] | None = None,
-                     utilisation_batches: Any = None) -> Path:
+                     utilisation_batches: Any = None, test_batches: Any = None) -> Path:
     """report.json, report.md, the training-curve plot and the relation plots; all logged to the run.
+
+    With an image feature and ``test_batches`` (the test split), also ``predictions.png``: a
+    few test images with each task's truth and served prediction (:func:`prediction_grid`),
+    logged under ``report/``.
 
     Returns the run's own report.md (under ``<run_dir>/runs/``); ``<run_dir>/report.md`` is its copy.
     """
@@ -76,16 +81,30 @@ def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export
         if heatmap is not None:
             extra["expert_utilisation"] = utilisation
             plots.append(heatmap)
+    grid = predictions_grid(spec, tasks, trainer.model, test_batches, folder)
+    if grid is not None:
+        extra["prediction_grid"] = str(grid)
     report = build_report(recipe, spec, tasks, test_metrics, history, extra)
     json_path, md_path = write_report(report, folder)
     plot = plot_history(history, tasks, folder / "training_curves.png")
-    for path in (json_path, md_path, plot):
-        tracked.log_artifact(path, "report")
+    for path in (json_path, md_path, plot, grid):
+        if path is not None:
+            tracked.log_artifact(path, "report")
     publish_latest(folder, run_dir)
     for path in [*plots, *(monitor.files() if monitor is not None else [])]:
         tracked.log_artifact(path, "analysis")
     tracked.log_artifacts(export_dir, "export")
     return md_path
+
+
+def predictions_grid(spec: Any, tasks: Any, model: Any, test_batches: Any, folder: Path) -> Path | None:
+    """``<folder>/predictions.png`` for a dataset with an image feature, else None."""
+    images = [f for f in spec.features if f.kind == "image"]
+    if test_batches is None or not images:
+        return None
+    from mtl_tf.evaluation.predictions import prediction_grid
+
+    return prediction_grid(model, tasks, test_batches, images[0].name, Path(folder) / PREDICTIONS_FILE)
 
 
 def expert_usage(model: Any, batches: Any, run_dir: Path) -> tuple[Any, Path | None]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -12,13 +14,21 @@ from mtl_tf.tasks.dense import DenseTask, number_option, row_weights
 from mtl_tf.tasks.heads import SqueezeLast
 
 _LOG_FLOOR = 1e-6
+# softplus(SOFTPLUS_ONE) = 1: the depth head's first output is its unit (the mean depth).
+SOFTPLUS_ONE = math.log(math.e - 1.0)
 
 
 @TASK_TYPES.register("depth")
 class DepthTask(DenseTask):
     """Label: depth per pixel, float32 ``(B, H, W)``, in the label's units (the stored value
     divided by ``depth_scale``, done when the dataset is written); 0 where a pixel has no
-    depth. Output: float32 ``(B, H, W)`` >= 0 (a 1x1 convolution and a softplus).
+    depth. Output: float32 ``(B, H, W)`` >= 0: a 1x1 convolution, a softplus and a fixed scale,
+    the train split's mean depth from dataset.json (``DepthStats.mean``; 1 without it). The
+    layers before the head then work in units of the mean depth (the convolution starts
+    with zero weights and the bias where the softplus gives 1, so the first prediction is the
+    mean depth everywhere): depths of
+    tens of metres are not asked of unit-scale activations, which Adam's steps of about the
+    learning rate would take thousands of steps to reach.
 
     Losses, per row over its valid pixels (label > 0; 0 for a row without one):
 
@@ -51,6 +61,7 @@ class DepthTask(DenseTask):
         self.depth_scale = number_option(self._where("depth_scale"), depth_scale, minimum=1e-12)
         self.si_lambda = number_option(self._where("loss.lambda"), self.loss_options.get("lambda", 0.5),
                                        maximum=1.0)
+        self.depth_unit = mean_depth(self.spec)
 
     @classmethod
     def recipe_options(cls, task, spec, path):
@@ -66,8 +77,11 @@ class DepthTask(DenseTask):
 
     # --- model --------------------------------------------------------------------------------
     def head(self, x):
-        value = keras.layers.Conv2D(1, 1, name=f"{self.name}_conv")(x)
+        value = keras.layers.Conv2D(1, 1, kernel_initializer="zeros",
+                                    bias_initializer=keras.initializers.Constant(SOFTPLUS_ONE),
+                                    name=f"{self.name}_conv")(x)
         value = keras.layers.Activation("softplus", dtype="float32", name=f"{self.name}_softplus")(value)
+        value = keras.layers.Rescaling(self.depth_unit, dtype="float32", name=f"{self.name}_scale")(value)
         return SqueezeLast(dtype="float32", name=self.name)(value)
 
     def per_example_loss(self, label, output):
@@ -85,7 +99,14 @@ class DepthTask(DenseTask):
         return {name: (lambda name=name: DepthMetric(name)) for name in DepthMetric.KINDS}
 
     def describe(self):
-        return {**super().describe(), "loss": self.loss_name, "depth_scale": self.depth_scale}
+        return {**super().describe(), "loss": self.loss_name, "depth_scale": self.depth_scale,
+                "depth_unit": self.depth_unit}
+
+
+def mean_depth(spec) -> float:
+    """The train split's mean valid depth from a depth task's dataset.json entry; 1.0 when unknown."""
+    mean = getattr(getattr(spec, "stats", None), "mean", None)
+    return float(mean) if mean is not None and math.isfinite(mean) and mean > 0 else 1.0
 
 
 @keras.saving.register_keras_serializable(package="mtl_tf")

@@ -139,3 +139,48 @@ def test_build_tasks_passes_depth_options():
                                                                                          [2, 4], 1)
     with pytest.raises(ValueError, match="needs its dataset.json entry"):
         DepthTask("depth")
+
+
+def test_depths_in_tens_of_metres_are_learned_from_the_first_steps():
+    """The head works in units of the train split's mean depth: a scene 8 to 100 m deep is
+    learned in the steps a unit-scale scene needs, not after the activations grow a hundredfold."""
+    from mtl_tf.data.spec import DepthStats, TaskSpec
+    from mtl_tf.models import build_model
+    from mtl_tf.training import Trainer
+    from tests.models.image_toy import image_recipe
+
+    shape = (32, 32, 3)
+
+    def scenes(rows, seed):
+        rng = np.random.default_rng(seed)
+        images = rng.normal(40, 10, size=(rows, *shape)).clip(0, 255)
+        depth = np.broadcast_to(100.0 - 50.0 * np.arange(32)[:, None] / 31, (rows, 32, 32)).copy()  # far at the top
+        for i in range(rows):
+            top, left = rng.integers(0, 20, size=2)
+            images[i, top:top + 12, left:left + 12] = 200
+            depth[i, top:top + 12, left:left + 12] = 8.0  # a near object
+        return images.astype(np.uint8), depth.astype(np.float32)
+
+    train, test = scenes(64, 0), scenes(32, 1)
+    stats = DepthStats(valid=train[1].size, min=8.0, max=100.0, mean=float(train[1].mean()))
+    task_spec = TaskSpec(name="depth", type="depth", label_key="depth", dtype="float32", shape=[32, 32],
+                         stats=stats)
+    task = DepthTask("depth", spec=task_spec)
+    recipe = image_recipe("hps", trunk={"name": "resnet", "filters": [8, 16], "depth": 1},
+                          decoder={"name": "fpn", "filters": 8}, shape=shape, tasks=[task])
+
+    def data(images, depth, repeat=False):
+        ds = tf.data.Dataset.from_tensor_slices(({"image": images}, {"depth": depth},
+                                                 {"depth": np.ones(len(images), np.float32)}))
+        return (ds.repeat() if repeat else ds).batch(16)
+
+    def model():
+        keras.utils.set_random_seed(0)
+        return build_model(recipe, image_dataset([task_spec], 32, 32), tasks=[task])
+
+    trainer = Trainer(model, [task], {"name": "adam", "learning_rate": 0.01}, epochs=1, steps_per_epoch=100,
+                      verbose=0, jit_compile=False)
+    trainer.fit(data(*train, repeat=True))
+    error = trainer.evaluate(data(*test))["depth"]["abs_err"]
+    mean_error = np.abs(test[1] - stats.mean).mean()  # predicting the train mean everywhere
+    assert error < 0.35 * mean_error, (error, mean_error)
