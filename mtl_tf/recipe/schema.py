@@ -61,6 +61,20 @@ def _component(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+class Loss(Component):
+    """A task's loss: ``name`` (default: the task type's default loss) and its options,
+    e.g. ``{pos_weight: auto}`` or ``{name: focal, gamma: 2}``."""
+
+    name: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        data = handler(self)
+        if isinstance(data, dict) and self.name is None:
+            data.pop("name", None)
+        return data
+
+
 class Window(Strict):
     """A fixed intensity window (radiology's window level and width): source values from
     ``center - width / 2`` to ``center + width / 2`` map linearly onto 0..255, values outside
@@ -600,7 +614,7 @@ class Task(Strict):
                                                  "with the item)")
     derive: Literal["class_presence", "boundaries", "box_count"] | None = Field(
         None, description="compute the label from the column's dense label (see above)")
-    loss: Component | None = Field(None, description="the task type's loss and its options; default per type")
+    loss: Loss | None = Field(None, description="the task type's loss and its options; default per type")
     specificity: float | None = Field(None, gt=0, lt=1, description="binary, multilabel: the specificity at which "
                                                                    "metric sensitivity_at_specificity reads the "
                                                                    "sensitivity (default 0.9)")
