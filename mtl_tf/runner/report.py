@@ -42,8 +42,11 @@ def publish_latest(folder: Path, run_dir: Path) -> None:
 
 def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir, skew, run_dir, tracked,
                      monitor: Any = None, delta: dict[str, Any] | None = None,
-                     utilisation_batches: Any = None) -> Path:
+                     utilisation_batches: Any = None, findings: Any = None) -> Path:
     """report.json, report.md, the training-curve plot and the relation plots; all logged to the run.
+
+    ``findings`` (:class:`mtl_tf.evaluation.findings.Findings`) adds the per-finding section and
+    its reliability diagrams (``<run folder>/calibration/``, MLflow ``calibration/``).
 
     Returns the run's own report.md (under ``<run_dir>/runs/``); ``<run_dir>/report.md`` is its copy.
     """
@@ -63,6 +66,8 @@ def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export
     }
     if delta is not None:
         extra["delta_m"] = delta
+    if findings is not None:
+        extra["findings"] = findings.section
     plots = []
     if monitor is not None and (monitor.conflict["epochs"] or monitor.affinity["epochs"]):
         extra["relations"] = relations_summary(monitor)
@@ -79,6 +84,8 @@ def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export
     plot = plot_history(history, tasks, folder / "training_curves.png")
     for path in (json_path, md_path, plot):
         tracked.log_artifact(path, "report")
+    for path in findings.plots(folder / "calibration") if findings is not None else []:
+        tracked.log_artifact(path, "calibration")
     publish_latest(folder, run_dir)
     for path in [*plots, *(monitor.files() if monitor is not None else [])]:
         tracked.log_artifact(path, "analysis")
