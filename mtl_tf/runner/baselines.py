@@ -62,6 +62,10 @@ def single_task_recipe(recipe: Recipe, task: str) -> Recipe:
                             "sampling": {"name": "joint"}})
     raw["tracking"]["experiment"] = recipe.tracking.experiment or recipe.name
     raw["analysis"] = {"conflict_batches": 0, "affinity_batches": 0}
+    by_key = (raw.get("evaluation") or {}).get("by_key")
+    if by_key:  # scored per key only when the kept task is among them
+        kept = [name for name in by_key["tasks"] if name == task]
+        raw["evaluation"]["by_key"] = {**by_key, "tasks": kept} if kept else None
     return parse_recipe(raw)
 
 

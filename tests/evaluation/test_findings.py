@@ -171,3 +171,19 @@ def test_the_report_shows_the_findings_section():
               "findings": findings.section}
     markdown = to_markdown(report)
     assert "## Findings" in markdown and "| **mean** |" in markdown and "sensitivity at specificity 0.8" in markdown
+
+
+def test_a_single_task_baseline_keeps_per_key_scoring_of_its_own_task_only():
+    from mtl_tf.recipe.loader import parse_recipe
+    from mtl_tf.runner import single_task_recipe
+
+    raw = {"name": "scans", "data": {"source": {"path": "x.csv"}, "features": [{"name": "age", "kind": "numeric"}],
+                                     "split": {"key": "patient"}, "output_dir": "o"},
+           "tasks": [{"name": "grade", "type": "binary", "label": "grade"},
+                     {"name": "death", "type": "binary", "label": "death"},
+                     {"name": "age_group", "type": "multiclass", "label": "g", "classes": ["a", "b"]}],
+           "evaluation": {"by_key": {"tasks": ["grade", "death"], "aggregate": "max"}}}
+    recipe = parse_recipe(raw, check=False)
+    grade = single_task_recipe(recipe, "grade").evaluation.by_key
+    assert grade.tasks == ["grade"] and grade.aggregate == "max"
+    assert single_task_recipe(recipe, "age_group").evaluation.by_key is None
