@@ -510,7 +510,9 @@ class Data(Strict):
         if self.augment is not None and self.augment.active and not images:
             raise ValueError("data.augment applies to image features; the recipe has none")
         if isinstance(self.source, NpzSource) and self.source.splits:
-            splitting = sorted(self.split.model_fields_set - {"key", "key_pattern"})
+            # Only values other than the defaults split anything (a dumped recipe states them all).
+            splitting = sorted(name for name in self.split.model_fields_set - {"key", "key_pattern"}
+                               if getattr(self.split, name) != Split.model_fields[name].default)
             if splitting:
                 raise ValueError(f"data.source.splits gives the npz file's own splits "
                                  f"({', '.join(self.source.splits)}), so data.split splits nothing; received "
