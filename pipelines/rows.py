@@ -29,7 +29,7 @@ from mtl_tf.recipe.schema import WHITESPACE_DELIMITER, Recipe, Task
 
 REJECT_KINDS = ("wrong_field_count", "unparsable_number", "not_finite", "below_min", "above_max",
                 "missing_required", "unparsable_timestamp", "label_not_allowed", "unknown_class",
-                "encoding", "unclosed_quote", "record_too_long", "malformed_csv")
+                "encoding", "unclosed_quote", "record_too_long", "malformed_csv", "split_key_unmatched")
 
 FLOAT32_MAX = 3.4028234663852886e38
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
@@ -227,6 +227,7 @@ class RowParser:
         if clashes:
             raise ValueError(f"label columns {clashes} are also feature names; tf.Example keys must be unique")
         self.key_column = recipe.data.split.key
+        self.split = recipe.data.split
         self.key_index = position[self.key_column] if self.key_column else None
         na = frozenset(recipe.data.source.na_values)
         self.steps = [(*_feature_step(f, position[f.source_column]), na) for f in recipe.data.features]
@@ -245,9 +246,13 @@ class RowParser:
         if self.key_index is None:
             key = content_key(fields)
         else:
-            key = fields[self.key_index].strip()
-            if not key:
+            text = fields[self.key_index].strip()
+            if not text:
                 raise RowRejected("missing_required", f"missing required value in '{self.key_column}' (split key)")
+            key = self.split.key_of(text)
+            if not key:
+                raise RowRejected("split_key_unmatched", f"split key '{self.key_column}' value {text[:80]!r} does "
+                                  f"not match data.split.key_pattern {self.split.key_pattern!r}")
         values: dict[str, Any] = {}
         for name, index, parse, required, column, na in self.steps:
             text = fields[index]

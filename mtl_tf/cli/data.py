@@ -29,27 +29,34 @@ def data() -> None:
 @click.option("--id-prefix", default=None, help="Tables: put this before every id (e.g. ato-), so a second "
                                                  "dataset holds other customers.")
 @click.option("--height", type=click.IntRange(min=16), default=None, help="Images: rows per image [default: the "
-                                                                           "synthesizer's, 96 for driving_perception].")
+                                                                           "synthesizer's, 96 for driving_perception, "
+                                                                           "64 for medical_imaging].")
 @click.option("--width", type=click.IntRange(min=16), default=None, help="Images: columns per image [default: the "
-                                                                          "synthesizer's, 128 for driving_perception].")
+                                                                          "synthesizer's, 128 for driving_perception, "
+                                                                          "64 for medical_imaging].")
 @click.option("--corrupt", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Images: fraction of deliberately bad items (corrupt or missing files, out-of-range mask "
                    "classes, boxes outside the image) [default: 0].")
+@click.option("--bit-depth", type=click.Choice(["8", "16"]), default=None,
+              help="Images (medical_imaging): 16 writes 16-bit detector values [default: 8].")
 def synth(name: str, rows: int, out_dir: str, files: int | None, seed: int, malformed: float | None,
           labels: tuple[str, ...], id_prefix: str | None, height: int | None, width: int | None,
-          corrupt: float | None) -> None:
+          corrupt: float | None, bit_depth: str | None) -> None:
     """Write a synthetic raw dataset NAME: CSV tables (fraud_signals) or images with a manifest
-    (driving_perception).
+    (driving_perception, medical_imaging).
 
     A second, smaller dataset of other customers with one label, for a recipe with
     several datasets: --rows 4000 --seed 7 --labels account_takeover --id-prefix ato-
 
     Road scenes with masks, depth and boxes: driving_perception --rows 1000 --corrupt 0.02
+
+    Chest radiographs with organ and lesion masks and findings: medical_imaging --rows 1200
+    (--bit-depth 16 for DICOM-like 16-bit scans)
     """
     from mtl_tf.data.synth import synthesize, synthesize_images, writes_images
 
     table_options = {"--files": files, "--malformed": malformed, "--labels": labels or None, "--id-prefix": id_prefix}
-    image_options = {"--height": height, "--width": width, "--corrupt": corrupt}
+    image_options = {"--height": height, "--width": width, "--corrupt": corrupt, "--bit-depth": bit_depth}
     images = writes_images(name)
     wrong = [key for key, value in (table_options if images else image_options).items() if value is not None]
     if wrong:
@@ -57,8 +64,11 @@ def synth(name: str, rows: int, out_dir: str, files: int | None, seed: int, malf
         raise click.UsageError(f"{', '.join(wrong)} do not apply to '{name}', which writes {kind}; its options: "
                                f"--rows, --out, --seed, {', '.join(allowed)}")
     if images:
-        manifest = synthesize_images(name, rows=rows, out_dir=out_dir, seed=seed, height=height, width=width,
-                                     corrupt=corrupt or 0.0)
+        try:
+            manifest = synthesize_images(name, rows=rows, out_dir=out_dir, seed=seed, height=height, width=width,
+                                         corrupt=corrupt or 0.0, bit_depth=int(bit_depth) if bit_depth else None)
+        except ValueError as err:
+            raise click.UsageError(str(err)) from None
         bad = f" ({round(rows * (corrupt or 0.0))} corrupted on purpose)" if corrupt else ""
         click.echo(f"wrote {rows} scenes of {name}{bad} to {out_dir}; manifest {manifest}")
         return

@@ -78,14 +78,19 @@ def decode_any_images(encoded: tf.Tensor, feature: FeatureSpec) -> tf.Tensor:
     (gray -> RGB, RGBA -> RGB dropping alpha, RGB -> gray; JPEG with the accurate DCT, as in
     training);
     an image already at the stored size is not resampled, so it decodes as in training.
+    For a feature with ``bit_depth`` 16, a 16-bit PNG is mapped to 8 bits by the feature's
+    window first (:func:`window_to_8_bit`), as the image pipeline mapped the training images;
+    an 8-bit image is taken as already windowed.
     """
     info = _image_info(feature)
     shape = [info.height, info.width, info.channels]
     blank = tf.zeros(shape, tf.uint8)
+    decode_any = _decode_any if info.bit_depth != 16 else lambda data, channels: _decode_windowed(data, channels,
+                                                                                                   info.window)
 
     def one(data: tf.Tensor) -> tf.Tensor:
         def decoded() -> tf.Tensor:
-            image = _decode_any(data, info.channels)
+            image = decode_any(data, info.channels)
             return resize_image(tf.ensure_shape(image, [None, None, info.channels]), info.height, info.width,
                                 info.resize)
 
@@ -103,6 +108,42 @@ def _decode_any(data: tf.Tensor, channels: int) -> tf.Tensor:
 
     return tf.case([(tf.io.is_jpeg(data), lambda: _decode_jpeg(data, channels)),
                     (is_png, lambda: tf.io.decode_png(data, channels=channels))], default=other, exclusive=True)
+
+
+def _decode_windowed(data: tf.Tensor, channels: int, window: Any) -> tf.Tensor:
+    """One image of any format -> uint8 (h, w, channels); a 16-bit PNG through ``window``."""
+    is_png = tf.equal(tf.strings.substr(data, 0, 4), b"\x89PNG")
+    # A PNG's bit depth is the byte after the IHDR chunk's width and height (offset 24).
+    sixteen = tf.logical_and(is_png, tf.equal(tf.strings.substr(data, 24, 1), b"\x10"))
+    return tf.cond(sixteen, lambda: window_to_8_bit(tf.io.decode_png(data, channels=channels, dtype=tf.uint16),
+                                                    window),
+                   lambda: _decode_any(data, channels))
+
+
+def window_to_8_bit(image: tf.Tensor, window: Any) -> tf.Tensor:
+    """An integer image -> uint8 through an intensity window, in float64 as the image
+    pipeline does it (:func:`pipelines.images.validation.window_to_8_bit`), so a 16-bit
+    request gets the levels its training images got.
+
+    Args:
+        image: integer tensor of any shape (one image).
+        window: ``{center, width}`` (a mapping or an object with those attributes: values
+            ``center - width / 2 .. center + width / 2`` -> 0..255), ``per_image`` (the
+            image's min..max; a flat image becomes 0) or ``none`` (0..65535).
+    """
+    values = tf.cast(image, tf.float64)
+    if window == "per_image":
+        low = tf.reduce_min(values)
+        span = tf.reduce_max(values) - low
+    elif window in (None, "none"):
+        low, span = tf.constant(0.0, tf.float64), tf.constant(65535.0, tf.float64)
+    else:
+        center, width = (window["center"], window["width"]) if isinstance(window, dict) else (window.center,
+                                                                                               window.width)
+        low = tf.constant(float(center) - float(width) / 2.0, tf.float64)
+        span = tf.constant(float(width), tf.float64)
+    levels = tf.floor(tf.clip_by_value((values - low) / span * 255.0, 0.0, 255.0) + 0.5)
+    return tf.where(span > 0, tf.cast(levels, tf.uint8), tf.zeros_like(values, tf.uint8))
 
 
 def _to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:

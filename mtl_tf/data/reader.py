@@ -233,6 +233,21 @@ def raw_examples(spec: DatasetSpec, split: str, n: int) -> list[bytes]:
     return [record.numpy() for record in records.take(n)]
 
 
+def split_keys(spec: DatasetSpec, split: str) -> list[str] | None:
+    """Every example's split key (the patient id, say), in the order ``make_dataset`` reads the
+    split unshuffled; None when the examples carry no key (dataset.json ``example_key``).
+
+    The image pipelines store the key of ``data.split.key`` (after ``key_pattern``) in each
+    example; evaluation groups test predictions by it.
+    """
+    if not spec.example_key:
+        return None
+    rule = {spec.example_key: tf.io.FixedLenFeature([], tf.string, default_value="")}
+    records = _records(shard_files(spec, split), shuffle=False, seed=0).batch(_LOAD_BATCH)
+    keys = records.map(lambda rows: tf.io.parse_example(rows, rule)[spec.example_key])
+    return [key.decode("utf-8") for batch in _fixed_parallelism(keys) for key in batch.numpy()]
+
+
 def split_size(spec: DatasetSpec, split: str) -> int:
     """Rows in a split, as dataset.json records them."""
     _check_split(spec, split)

@@ -87,14 +87,28 @@ class ImageStats(_Spec):
     std: list[float] = Field(description="per channel")
 
 
+class WindowInfo(_Spec):
+    """A fixed intensity window: ``center - width / 2 .. center + width / 2`` -> 0..255."""
+
+    center: float
+    width: float = Field(gt=0)
+
+
 class ImageInfo(_Spec):
-    """How an image feature is stored in the tf.Example."""
+    """How an image feature is stored in the tf.Example.
+
+    ``bit_depth`` 16: the sources may be 16-bit; each 16-bit one was mapped to the stored
+    8-bit image by ``window`` (a fixed window, ``per_image`` min..max, or ``none``:
+    ``value / 257``), and the serving signature maps a 16-bit PNG request the same way.
+    """
 
     height: int = Field(ge=1)
     width: int = Field(ge=1)
     channels: Literal[1, 3]
     encoding: Literal["png", "jpeg"]
     resize: Literal["stretch", "pad", "crop"] = "stretch"
+    bit_depth: Literal[8, 16] = 8
+    window: WindowInfo | Literal["per_image", "none"] = "none"
 
 
 class FeatureSpec(_Spec):
@@ -243,6 +257,10 @@ class DatasetSpec(_Spec):
     splits: dict[str, SplitSpec]
     rejects: RejectsSpec = RejectsSpec()
     split_key: str | None = None
+    split_key_pattern: str | None = Field(None, description="the regular expression that took the key from the "
+                                                            "split_key column's value, if one did")
+    example_key: str | None = Field(None, description="tf.Example key holding each example's split key "
+                                                      "(bytes), when the examples carry it")
     source: list[str] = Field(default_factory=list, description="input globs")
     root: str | None = Field(None, exclude=True, description="folder dataset.json was read from")
 

@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from mtl_tf.evaluation.findings import findings_lines
+
 
 def build_report(recipe: Any, spec: Any, tasks: Sequence[Any], test_metrics: Mapping[str, Mapping[str, float]],
                  history: Any = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -107,6 +109,7 @@ def to_markdown(report: Mapping[str, Any]) -> str:
             lines += ["Mean gate weight per expert (validation):", ""]
             lines += [f"- {task}: {_rounded(row)}" for task, row in report["expert_utilisation"].items()] + [""]
     lines += _delta_m_lines(report.get("delta_m"))
+    lines += findings_lines(report.get("findings"))
     lines += _relations_lines(report.get("relations"))
     for section in ("export", "skew", "mlflow"):
         if section in report:

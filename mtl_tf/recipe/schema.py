@@ -25,7 +25,10 @@ SOURCE_KINDS = ("csv", "manifest", "image_folder", "npz")
 IMAGE_ENCODINGS = ("png", "jpeg")
 RESIZE_MODES = ("stretch", "pad", "crop")
 DERIVED_LABELS = ("class_presence", "boundaries", "box_count")
-_IMAGE_KEYS = ("height", "width", "channels", "encoding", "resize", "min_height", "min_width")
+_IMAGE_KEYS = ("height", "width", "channels", "encoding", "resize", "min_height", "min_width", "bit_depth", "window")
+# Image keys left out of an image feature's dump unless set, so earlier recipes resolve as before.
+_OPTIONAL_IMAGE_KEYS = ("bit_depth", "window")
+WINDOW_MODES = ("per_image", "none")
 SPLIT_NAMES = ("train", "validation", "test")
 MAIN_DATASET = "data"
 WHITESPACE_DELIMITER = r"\s+"
@@ -56,6 +59,29 @@ class Component(BaseModel):
 def _component(value: Any) -> Any:
     """Accepts ``'mlp'`` as shorthand for ``{name: mlp}``."""
     return {"name": value} if isinstance(value, str) else value
+
+
+class Loss(Component):
+    """A task's loss: ``name`` (default: the task type's default loss) and its options,
+    e.g. ``{pos_weight: auto}`` or ``{name: focal, gamma: 2}``."""
+
+    name: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        data = handler(self)
+        if isinstance(data, dict) and self.name is None:
+            data.pop("name", None)
+        return data
+
+
+class Window(Strict):
+    """A fixed intensity window (radiology's window level and width): source values from
+    ``center - width / 2`` to ``center + width / 2`` map linearly onto 0..255, values outside
+    are clipped. A CT lung window is ``{center: -600, width: 1500}``."""
+
+    center: float
+    width: float = Field(gt=0)
 
 
 class Feature(Strict):
@@ -101,6 +127,13 @@ class Feature(Strict):
                                                                             "another size reaches height x width")
     min_height: int = Field(1, ge=1, description="image: smaller source images are rejected")
     min_width: int = Field(1, ge=1, description="image: narrower source images are rejected")
+    bit_depth: Literal[8, 16] = Field(8, description="image: 16 accepts 16-bit sources (16-bit PNGs, integer "
+                                                     "arrays wider than 8 bits, e.g. DICOM-like intensities) "
+                                                     "and maps them to the stored 8-bit image by 'window'; "
+                                                     "8-bit sources are stored as they are")
+    window: Window | Literal["per_image", "none"] = Field(
+        "none", description="image, bit_depth 16: how a 16-bit source reaches 0..255: {center, width} (a fixed "
+                            "window), per_image (each image's min..max) or none (0..65535, i.e. value / 257)")
 
     @field_validator("name")
     @classmethod
@@ -124,20 +157,29 @@ class Feature(Strict):
         if self.kind != "image" and image_keys:
             raise ValueError(f"feature '{self.name}': {', '.join(image_keys)} apply to image features only; "
                              f"received them on a {self.kind} feature")
+        if "window" in self.model_fields_set and self.bit_depth != 16:
+            raise ValueError(f"feature '{self.name}': 'window' maps 16-bit sources to 8 bits and needs bit_depth: 16; "
+                             f"received window {_window_text(self.window)} with bit_depth {self.bit_depth}")
         return self
 
     @model_serializer(mode="wrap")
     def _dump(self, handler) -> dict[str, Any]:
         # Image options are left out of other features, so their resolved form reads back.
         data = handler(self)
-        if isinstance(data, dict) and self.kind != "image":
-            for key in _IMAGE_KEYS:
+        if isinstance(data, dict):
+            keys = _IMAGE_KEYS if self.kind != "image" else [k for k in _OPTIONAL_IMAGE_KEYS
+                                                                 if k not in self.model_fields_set]
+            for key in keys:
                 data.pop(key, None)
         return data
 
     @property
     def source_column(self) -> str:
         return self.column or self.name
+
+
+def _window_text(window: Any) -> str:
+    return f"{{center: {window.center:g}, width: {window.width:g}}}" if isinstance(window, Window) else str(window)
 
 
 class Source(Strict):
@@ -236,16 +278,39 @@ class NpzSource(Strict):
 
     A feature's or label's ``column`` names an array. With ``splits`` the file holds its own
     splits as arrays named ``<prefix>_<column>`` (``{train: train, validation: val, test: test}``
-    reads ``train_images``, ``val_images``, ...) and ``data.split`` is not used; without it the
-    arrays are named ``<column>`` and ``data.split`` splits the rows. Image arrays are
-    (N, H, W) or (N, H, W, C) integers; masks (N, H, W); depth (N, H, W) floats; boxes
-    (N, K, 4) or (N, K, 5) with rows of -1 as padding.
+    reads ``train_images``, ``val_images``, ...) and ``data.split`` splits nothing (its ``key``
+    may name an array of ids, stored with each example and checked: no id in two of the
+    file's splits); without it the arrays are named ``<column>``, or, with ``prefixes``,
+    ``<prefix>_<column>`` for every prefix, read one after the other as one set of rows, and
+    ``data.split`` splits the rows (by a patient id, say, when the file's own splits are not
+    patient-wise). Image arrays are (N, H, W) or (N, H, W, C) integers; masks (N, H, W);
+    depth (N, H, W) floats; boxes (N, K, 4) or (N, K, 5) with rows of -1 as padding.
     """
 
     kind: Literal["npz"]
     path: str | list[str] = Field(description="the .npz file(s): a glob or a list of globs")
     splits: dict[str, str] | None = Field(None, description="split -> array name prefix, e.g. {train: train, "
                                                             "validation: val, test: test}")
+    prefixes: list[str] | None = Field(None, min_length=1,
+                                       description="without splits: array name prefixes whose rows are read "
+                                                   "together and split by data.split, e.g. [train, val, test]")
+
+    @model_validator(mode="after")
+    def _splits_or_prefixes(self) -> "NpzSource":
+        if self.splits is not None and self.prefixes is not None:
+            raise ValueError(f"give either 'splits' (the file's own splits) or 'prefixes' (rows of several prefixes "
+                             f"split by data.split), not both; received splits {self.splits} and prefixes "
+                             f"{self.prefixes}")
+        if self.prefixes is not None and len(set(self.prefixes)) != len(self.prefixes):
+            raise ValueError(f"prefixes must be unique; received {self.prefixes}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        data = handler(self)
+        if isinstance(data, dict) and self.prefixes is None:
+            data.pop("prefixes", None)
+        return data
 
     @field_validator("splits")
     @classmethod
@@ -307,6 +372,9 @@ class Split(Strict):
 
     key: str | None = Field(None, description="column whose hashed value picks the split; "
                                               "default: the hashed content of the row")
+    key_pattern: str | None = Field(None, description="a regular expression searched in the key column's value; "
+                                                      "its first group (or the whole match) is the key, e.g. "
+                                                      "'^([^_]+)_' for the patient of '00001234_003.png'")
     train: float = Field(0.8, gt=0, lt=1)
     validation: float = Field(0.1, ge=0, lt=1)
     test: float = Field(0.1, ge=0, lt=1)
@@ -315,8 +383,22 @@ class Split(Strict):
         None, min_length=1, description="per-file fractions, e.g. [{files: '*.test.gz', validation: 0.5, "
                                         "test: 0.5}]; replaces train/validation/test")
 
+    @field_validator("key_pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"not a regular expression ({err}); received {value!r}") from None
+        return value
+
     @model_validator(mode="after")
     def _sums_to_one(self) -> "Split":
+        if self.key_pattern is not None and self.key is None:
+            raise ValueError(f"key_pattern is applied to the key column's value and needs 'key'; received "
+                             f"key_pattern {self.key_pattern!r} without a key")
         if self.by_file is None:
             _check_sum(self.train, self.validation, self.test)
             return self
@@ -337,7 +419,19 @@ class Split(Strict):
         if self.by_file is not None and isinstance(data, dict):
             for name in SPLIT_NAMES:
                 data.pop(name, None)
+        if isinstance(data, dict) and self.key_pattern is None:
+            data.pop("key_pattern", None)
         return data
+
+    def key_of(self, value: str) -> str | None:
+        """The split key of a key column's value: the value, or what ``key_pattern`` picks
+        from it (its first group, else the whole match); None when the pattern does not match."""
+        if self.key_pattern is None:
+            return value
+        found = re.search(self.key_pattern, value)
+        if found is None:
+            return None
+        return found.group(1) if found.re.groups else found.group(0)
 
     def fractions(self) -> dict[str, float]:
         """The top-level fractions (unused when ``by_file`` is given)."""
@@ -415,9 +509,16 @@ class Data(Strict):
                              "image_folder or npz); received data.source.kind csv")
         if self.augment is not None and self.augment.active and not images:
             raise ValueError("data.augment applies to image features; the recipe has none")
-        if isinstance(self.source, NpzSource) and self.source.splits and self.split.model_fields_set:
-            raise ValueError(f"data.source.splits gives the npz file's own splits ({', '.join(self.source.splits)}); "
-                             "remove data.split, or remove data.source.splits to split the rows by data.split")
+        if isinstance(self.source, NpzSource) and self.source.splits:
+            # Only values other than the defaults split anything (a dumped recipe states them all).
+            splitting = sorted(name for name in self.split.model_fields_set - {"key", "key_pattern"}
+                               if getattr(self.split, name) != Split.model_fields[name].default)
+            if splitting:
+                raise ValueError(f"data.source.splits gives the npz file's own splits "
+                                 f"({', '.join(self.source.splits)}), so data.split splits nothing; received "
+                                 f"data.split {', '.join(splitting)}: remove data.split (or keep only its key: ids "
+                                 "stored and checked across the file's splits), or remove data.source.splits (and "
+                                 "list data.source.prefixes) to split the rows by data.split")
         return self
 
     @property
@@ -515,7 +616,10 @@ class Task(Strict):
                                                  "with the item)")
     derive: Literal["class_presence", "boundaries", "box_count"] | None = Field(
         None, description="compute the label from the column's dense label (see above)")
-    loss: Component | None = Field(None, description="the task type's loss and its options; default per type")
+    loss: Loss | None = Field(None, description="the task type's loss and its options; default per type")
+    specificity: float | None = Field(None, gt=0, lt=1, description="binary, multilabel: the specificity at which "
+                                                                   "metric sensitivity_at_specificity reads the "
+                                                                   "sensitivity (default 0.9)")
     head: dict[str, Any] | None = Field(None, description="the task type's head options (e.g. detection: "
                                                           "max_detections)")
 
@@ -584,8 +688,10 @@ class Task(Strict):
 
 
 _TYPE_OPTIONS = {"ignore_index": ("segmentation",), "depth_scale": ("depth",),
-                 "box_units": ("detection",), "max_boxes": ("detection",)}
-_DENSE_OPTIONS = ("ignore_index", "depth_scale", "box_units", "max_boxes", "derive", "loss", "head")
+                 "box_units": ("detection",), "max_boxes": ("detection",),
+                 "specificity": ("binary", "multilabel")}
+# Left out of a task's dump unless set, so recipes written before they existed resolve as before.
+_DENSE_OPTIONS = ("ignore_index", "depth_scale", "box_units", "max_boxes", "derive", "loss", "head", "specificity")
 _DERIVED_TYPES = {"class_presence": "multilabel", "boundaries": "segmentation", "box_count": "regression"}
 
 
@@ -698,6 +804,29 @@ class Analysis(Strict):
     every: int = Field(1, ge=1, description="measure after every n-th epoch")
 
 
+class ByKey(Strict):
+    """Tasks scored per split key (per patient) as well as per row: each key's rows' predicted
+    probabilities are aggregated (``mean`` or ``max``) and its label is the largest of its
+    rows' labels (positive when any row is: a patient-level label repeated on every slice,
+    or "some slice shows it")."""
+
+    tasks: list[str] = Field(min_length=1, description="binary or multilabel tasks")
+    aggregate: Literal["mean", "max"] = Field("mean", description="how a key's row probabilities combine")
+
+
+class Evaluation(Strict):
+    """What the test evaluation adds to each task's metrics.
+
+    ``calibration``: expected calibration error and a reliability plot for every binary task
+    and every class of a multilabel task, over ``calibration_bins`` equal-width bins.
+    ``by_key``: some tasks also scored per ``data.split.key`` value (per patient).
+    """
+
+    calibration: bool = Field(True, description="ECE and reliability plots of binary and multilabel tasks")
+    calibration_bins: int = Field(15, ge=2, le=100, description="equal-width probability bins")
+    by_key: ByKey | None = Field(None, description="tasks also scored per split key value (e.g. per patient)")
+
+
 class Recipe(Strict):
     name: str
     output_dir: str | None = Field(None, description="run outputs; default: artifacts/<name>")
@@ -711,6 +840,7 @@ class Recipe(Strict):
     tracking: Tracking = Tracking()
     export: Export = Export()
     analysis: Analysis = Analysis()
+    evaluation: Evaluation = Evaluation()
 
     @field_validator("name")
     @classmethod
@@ -730,6 +860,8 @@ class Recipe(Strict):
         data = handler(self)
         if self.datasets is None and isinstance(data, dict):
             data.pop("datasets", None)
+        if isinstance(data, dict) and "evaluation" not in self.model_fields_set:
+            data.pop("evaluation", None)
         return data
 
     @model_validator(mode="after")
@@ -747,7 +879,24 @@ class Recipe(Strict):
         self._columns_named()
         self._check_datasets()
         self._dense_tasks_have_an_image()
+        self._check_by_key()
         return self
+
+    def _check_by_key(self) -> None:
+        by_key = self.evaluation.by_key
+        if by_key is None:
+            return
+        if not self.data.split.key:
+            raise ValueError("evaluation.by_key scores tasks per data.split.key value, so it needs data.split.key "
+                             "(e.g. the patient id column); received no split key")
+        types = {t.name: t.type for t in self.tasks}
+        for i, name in enumerate(by_key.tasks):
+            if name not in types:
+                raise ValueError(f"evaluation.by_key.tasks.{i}: unknown task {name!r}{did_you_mean(name, types)}; "
+                                 f"tasks: {', '.join(types)}")
+            if types[name] not in ("binary", "multilabel"):
+                raise ValueError(f"evaluation.by_key.tasks.{i}: task '{name}' is {types[name]}; per-key scoring is "
+                                 "for binary and multilabel tasks")
 
     def _dense_tasks_have_an_image(self) -> None:
         images = [f.name for f in self.data.features if f.kind == "image"]

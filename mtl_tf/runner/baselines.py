@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from mtl_tf.recipe import Recipe, flatten
+from mtl_tf.runner.evaluate import findings_stage
 from mtl_tf.runner.preprocess import preprocess, preprocess_collection
 from mtl_tf.runner.tracking import tracking_context
 from mtl_tf.runner.train import datasets, epoch_logger, make_trainer
@@ -61,6 +62,10 @@ def single_task_recipe(recipe: Recipe, task: str) -> Recipe:
                             "sampling": {"name": "joint"}})
     raw["tracking"]["experiment"] = recipe.tracking.experiment or recipe.name
     raw["analysis"] = {"conflict_batches": 0, "affinity_batches": 0}
+    by_key = (raw.get("evaluation") or {}).get("by_key")
+    if by_key:  # scored per key only when the kept task is among them
+        kept = [name for name in by_key["tasks"] if name == task]
+        raw["evaluation"]["by_key"] = {**by_key, "tasks": kept} if kept else None
     return parse_recipe(raw)
 
 
@@ -141,7 +146,11 @@ def _train_baseline(single: Recipe, spec: Any, tasks: Sequence[Any], strategy: A
                           expected_steps=-(-spec.splits["train"].num_examples // single.training.batch_size))
     test = trainer.evaluate(data["test"])[task.name]
     tracked.log_metrics({f"{task.name}/test_{metric}": value for metric, value in test.items()})
-    return {"test": {k: float(v) for k, v in test.items()}, "primary_metric": task.primary_metric,
-            "higher_is_better": {m: task.higher_is_better(m) for m in test},
-            "best_epoch": history.best_epoch, "epochs_run": len(history.epochs),
-            "stopped_reason": history.stopped_reason, "run_id": tracked.run_id}
+    entry = {"test": {k: float(v) for k, v in test.items()}, "primary_metric": task.primary_metric,
+             "higher_is_better": {m: task.higher_is_better(m) for m in test},
+             "best_epoch": history.best_epoch, "epochs_run": len(history.epochs),
+             "stopped_reason": history.stopped_reason, "run_id": tracked.run_id}
+    findings = findings_stage(single, spec, tasks, trainer.model, data["test"], tracked)
+    if findings is not None:
+        entry["findings"] = findings.summary()
+    return entry

@@ -24,3 +24,27 @@ def delta_m_line(section: dict[str, Any] | None) -> str:
     from mtl_tf.evaluation.report import delta_m_summary
 
     return delta_m_summary(section)
+
+
+def findings_stage(recipe: Recipe, spec: Any, tasks: Sequence[Any], model: Any, test: Any,
+                   tracked: Any) -> Any:
+    """Per-finding scores, calibration and per-key (per-patient) scores of the test split
+    (:mod:`mtl_tf.evaluation.findings`), logged to MLflow; None when the recipe turns
+    calibration off and scores nothing per key, or has no binary, multi-label or segmentation task.
+    """
+    from mtl_tf.data.reader import split_keys
+    from mtl_tf.evaluation.findings import evaluate_findings
+    from mtl_tf.evaluation.predictions import SIGMOID_TYPES, collect_predictions
+
+    evaluation = recipe.evaluation
+    scored = [t for t in tasks if t.registered_type in (*SIGMOID_TYPES, "segmentation")]
+    if not scored or (not evaluation.calibration and evaluation.by_key is None):
+        return None
+    keys = split_keys(spec, "test") if evaluation.by_key is not None else None
+    predictions = collect_predictions(model, test, scored, keys)
+    findings = evaluate_findings(predictions, scored, bins=evaluation.calibration_bins, by_key=evaluation.by_key,
+                                 key_name=spec.split_key)
+    tracked.log_metrics(findings.metrics)
+    if findings.undefined:
+        tracked.set_tags({"mtl.undefined_findings": ",".join(findings.undefined)})
+    return findings

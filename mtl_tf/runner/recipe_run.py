@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from mtl_tf.recipe import Recipe, flatten
 from mtl_tf.recipe.loader import resolved_yaml
-from mtl_tf.runner.evaluate import delta_m_line, delta_m_section
+from mtl_tf.runner.evaluate import delta_m_line, delta_m_section, findings_stage
 from mtl_tf.runner.export import export_and_check
 from mtl_tf.runner.preprocess import dataset_artifacts, preprocess, preprocess_collection
 from mtl_tf.runner.report import write_run_report
@@ -141,6 +141,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         tracked.log_metrics({f"{task}/test_{metric}": value
                              for task, metrics in test_metrics.items() for metric, value in metrics.items()})
         delta = delta_m_section(recipe, spec, tasks, test_metrics, tracked) if chief else None
+        findings = findings_stage(recipe, spec, tasks, trainer.model, data["test"], tracked) if chief else None
         timings["evaluate"] = time.perf_counter() - start
         if not chief:
             return RunResult(run_dir=run_dir, dataset_path=Path(spec.root) / "dataset.json",
@@ -153,7 +154,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         report_path = write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir,
                                        skew, run_dir, tracked, monitor=monitor, delta=delta,
                                        utilisation_batches=data["validation"].take(UTILISATION_BATCHES),
-                                       test_batches=data["test"])
+                                       test_batches=data["test"], findings=findings)
         version = None
         name = recipe.tracking.register_as or recipe.name
         if register:

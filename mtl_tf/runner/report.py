@@ -43,12 +43,14 @@ def publish_latest(folder: Path, run_dir: Path) -> None:
 
 def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export_dir, skew, run_dir, tracked,
                      monitor: Any = None, delta: dict[str, Any] | None = None,
-                     utilisation_batches: Any = None, test_batches: Any = None) -> Path:
+                     utilisation_batches: Any = None, test_batches: Any = None, findings: Any = None) -> Path:
     """report.json, report.md, the training-curve plot and the relation plots; all logged to the run.
 
     With an image feature and ``test_batches`` (the test split), also ``predictions.png``: a
     few test images with each task's truth and served prediction (:func:`prediction_grid`),
-    logged under ``report/``.
+    logged under ``report/``. ``findings`` (:class:`mtl_tf.evaluation.findings.Findings`) adds
+    the per-finding section and its reliability diagrams (``<run folder>/calibration/``,
+    MLflow ``calibration/``).
 
     Returns the run's own report.md (under ``<run_dir>/runs/``); ``<run_dir>/report.md`` is its copy.
     """
@@ -68,6 +70,8 @@ def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export
     }
     if delta is not None:
         extra["delta_m"] = delta
+    if findings is not None:
+        extra["findings"] = findings.section
     plots = []
     if monitor is not None and monitor.skipped:
         extra["relations"] = monitor.summary()
@@ -90,6 +94,8 @@ def write_run_report(recipe, spec, tasks, trainer, history, test_metrics, export
     for path in (json_path, md_path, plot, grid):
         if path is not None:
             tracked.log_artifact(path, "report")
+    for path in findings.plots(folder / "calibration") if findings is not None else []:
+        tracked.log_artifact(path, "calibration")
     publish_latest(folder, run_dir)
     for path in [*plots, *(monitor.files() if monitor is not None else [])]:
         tracked.log_artifact(path, "analysis")
@@ -102,7 +108,7 @@ def predictions_grid(spec: Any, tasks: Any, model: Any, test_batches: Any, folde
     images = [f for f in spec.features if f.kind == "image"]
     if test_batches is None or not images:
         return None
-    from mtl_tf.evaluation.predictions import prediction_grid
+    from mtl_tf.evaluation.prediction_grid import prediction_grid
 
     return prediction_grid(model, tasks, test_batches, images[0].name, Path(folder) / PREDICTIONS_FILE)
 

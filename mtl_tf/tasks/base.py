@@ -12,7 +12,7 @@ statistics); tabular and image-level types put theirs on a vector.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import keras
 import tensorflow as tf
@@ -33,10 +33,17 @@ class TaskType:
         primary_metric: the metric early stopping and promotion use; default the first metric.
         weight: the static loss weight.
         spec: the task's entry in dataset.json (``TaskSpec``), when known.
+        loss: ``{name, **options}`` (a recipe ``Component``, a dict or a name); None takes
+            the type's default loss. Checked against ``losses``: an unknown name or option
+            is a ValueError naming ``tasks.<i>.loss``, the value and the allowed names.
+        path: where the task sits in the recipe (``tasks.<i>``), for error messages.
+
+    Subclasses declare ``losses`` (loss name -> its allowed options) and ``default_loss``.
 
     Attributes:
         dense: whether the head sits on a feature map (per pixel or per object) rather than
             on a vector.
+        loss_name, loss_options: the loss the recipe chose and its options.
     """
 
     dense: bool = False
@@ -44,11 +51,14 @@ class TaskType:
     lower_is_better: frozenset[str] = frozenset({"loss", "mae", "mse", "rmse"})
     label_dtype: tf.DType = tf.float32
     jit_incompatible_metrics: frozenset[str] = frozenset()
+    losses: dict[str, tuple[str, ...]] = {}
+    default_loss: str = ""
 
     def __init__(self, name: str, classes: Sequence[str] | None = None,
                  metrics: Sequence[str] | None = None, primary_metric: str | None = None,
-                 weight: float = 1.0, spec: TaskSpec | None = None):
+                 weight: float = 1.0, spec: TaskSpec | None = None, loss: Any = None, path: str | None = None):
         self.name = name
+        self.path = path
         self.spec = spec
         self.classes = list(classes) if classes else None
         self.metric_names = list(metrics or self.default_metrics)
@@ -62,8 +72,37 @@ class TaskType:
             raise ValueError(f"task '{name}': primary_metric '{self.primary_metric}' is not among "
                              f"its metrics {self.metric_names}")
         self.weight = float(weight)
+        self.loss_name, self.loss_options = self._parse_loss(loss)
 
     registered_type = "task"
+
+    # --- options --------------------------------------------------------------------------
+    def _where(self, key: str | None = None) -> str:
+        """``tasks.<i>.<key>`` when built from a recipe, else ``task '<name>' <key>``."""
+        if self.path:
+            return f"{self.path}.{key}" if key else self.path
+        base = f"task '{self.name}'"
+        return f"{base} {key}" if key else base
+
+    def _parse_loss(self, loss: Any) -> tuple[str, dict[str, Any]]:
+        where = self._where("loss")
+        if loss is None:
+            return self.default_loss, {}
+        if isinstance(loss, str):
+            config: dict[str, Any] = {"name": loss}
+        elif hasattr(loss, "as_dict"):
+            config = loss.as_dict()
+        elif isinstance(loss, Mapping):
+            config = {"name": self.default_loss, **loss}
+        else:
+            raise TypeError(f"{where}: expected a loss name or {{name, **options}}; received {loss!r}")
+        name = config.pop("name", None) or self.default_loss
+        if name not in self.losses:
+            raise ValueError(f"{where}: unknown {self.registered_type} loss {name!r}"
+                             f"{did_you_mean(str(name), self.losses)}; allowed: "
+                             f"{', '.join(sorted(self.losses)) or '(none: the loss is fixed)'}")
+        check_option_names(where, config, self.losses[name])
+        return name, config
 
     # --- data -------------------------------------------------------------------------
     @property
@@ -151,12 +190,13 @@ class TaskType:
             path: the task's dotted path in the recipe (``tasks.<i>``), for error messages.
         """
         task_spec = find_task_spec(spec, task.name)
-        return {} if task_spec is None else {"spec": task_spec}
+        options: dict[str, Any] = {"loss": task.loss, "path": path}
+        return options if task_spec is None else {**options, "spec": task_spec}
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.registered_type, "classes": self.classes,
                 "metrics": self.metric_names, "primary_metric": self.primary_metric,
-                "weight": self.weight}
+                "weight": self.weight, "loss": self.loss_name}
 
 
 def build_tasks(recipe_tasks: Sequence[Any], spec: DatasetSpec | None = None) -> list[TaskType]:
@@ -184,3 +224,11 @@ def find_task_spec(spec: DatasetSpec | None, name: str) -> TaskSpec | None:
     if spec is None:
         return None
     return next((t for t in spec.tasks if t.name == name), None)
+
+
+def check_option_names(where: str, options: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    """Refuses an option outside ``allowed``, naming it, a close match and the allowed names."""
+    for key in options:
+        if key not in allowed:
+            raise ValueError(f"{where}: unknown option {key!r}{did_you_mean(str(key), allowed)}; allowed: "
+                             f"{', '.join(sorted(allowed)) or '(none)'}")

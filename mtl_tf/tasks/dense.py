@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import tensorflow as tf
 
-from mtl_tf.errors import did_you_mean
-from mtl_tf.tasks.base import TaskType, find_task_spec
+from mtl_tf.tasks.base import TaskType, check_option_names, find_task_spec
 
 if TYPE_CHECKING:
     from mtl_tf.data.spec import DatasetSpec, TaskSpec
@@ -55,9 +54,8 @@ class DenseTask(TaskType):
             raise ValueError(f"{self._where()}: its dataset.json entry is a {spec.type} task, not a "
                              f"{self.registered_type} task; run `mtl data preprocess` again for this recipe")
         super().__init__(name, classes=classes, metrics=metrics, primary_metric=primary_metric, weight=weight,
-                         spec=spec)
+                         spec=spec, loss=loss, path=path)
         self._check_classes()
-        self.loss_name, self.loss_options = self._parse_loss(loss)
         self.head_config = self._parse_head(head)
 
     # --- recipe -----------------------------------------------------------------------------
@@ -73,36 +71,10 @@ class DenseTask(TaskType):
         return {"spec": task_spec, "loss": task.loss, "head": task.head, "path": path}
 
     # --- options ------------------------------------------------------------------------------
-    def _where(self, key: str | None = None) -> str:
-        """``tasks.<i>.<key>`` when built from a recipe, else ``task '<name>' <key>``."""
-        if self.path:
-            return f"{self.path}.{key}" if key else self.path
-        base = f"task '{self.name}'"
-        return f"{base} {key}" if key else base
-
     def _check_classes(self) -> None:
         if self.spec.classes and self.classes and list(self.spec.classes) != list(self.classes):
             raise ValueError(f"{self._where('classes')}: {self.classes} differ from the dataset's "
                              f"{self.spec.classes}; run `mtl data preprocess` again for this recipe")
-
-    def _parse_loss(self, loss: Any) -> tuple[str, dict[str, Any]]:
-        where = self._where("loss")
-        if loss is None:
-            config: dict[str, Any] = {"name": self.default_loss}
-        elif isinstance(loss, str):
-            config = {"name": loss}
-        elif hasattr(loss, "as_dict"):
-            config = loss.as_dict()
-        elif isinstance(loss, Mapping):
-            config = {"name": self.default_loss, **loss}
-        else:
-            raise TypeError(f"{where}: expected a loss name or {{name, **options}}; received {loss!r}")
-        name = config.pop("name")
-        if name not in self.losses:
-            raise ValueError(f"{where}: unknown {self.registered_type} loss {name!r}"
-                             f"{did_you_mean(str(name), self.losses)}; allowed: {', '.join(sorted(self.losses))}")
-        check_option_names(f"{where}", config, self.losses[name])
-        return name, config
 
     def _parse_head(self, head: Mapping[str, Any] | None) -> dict[str, Any]:
         head = {} if head is None else head
@@ -127,14 +99,6 @@ class DenseTask(TaskType):
     def missing_label(self, rows: int | tf.Tensor) -> tf.Tensor:
         """The label of ``rows`` rows without this task's label, shape ``(rows, *label_shape)``."""
         raise NotImplementedError
-
-
-def check_option_names(where: str, options: Mapping[str, Any], allowed: Sequence[str]) -> None:
-    """Refuses an option outside ``allowed``, naming it, a close match and the allowed names."""
-    for key in options:
-        if key not in allowed:
-            raise ValueError(f"{where}: unknown option {key!r}{did_you_mean(str(key), allowed)}; allowed: "
-                             f"{', '.join(sorted(allowed)) or '(none)'}")
 
 
 def number_option(where: str, value: Any, minimum: float = 0.0, maximum: float | None = None) -> float:

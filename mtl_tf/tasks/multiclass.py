@@ -14,6 +14,8 @@ class MulticlassTask(TaskType):
     registered_type = "multiclass"
     default_metrics = ("accuracy", "loss")
     label_dtype = tf.int64
+    losses = {"cross_entropy": ()}
+    default_loss = "cross_entropy"
 
     @property
     def units(self):

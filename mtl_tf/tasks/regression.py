@@ -13,6 +13,8 @@ class RegressionTask(TaskType):
 
     registered_type = "regression"
     default_metrics = ("rmse", "mae")
+    losses = {"mse": ()}
+    default_loss = "mse"
 
     def head(self, x):
         value = keras.layers.Dense(1, name=f"{self.name}_head")(x)

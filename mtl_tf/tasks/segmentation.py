@@ -37,8 +37,16 @@ class SegmentationTask(DenseTask):
       ``sum(w * ce) / sum(w)`` over its pixels, so weights shift the balance between classes,
       not the loss scale.
 
+    Loss ``focal`` (Lin et al., 2017): per pixel ``-(1 - p_t)^gamma log p_t`` with ``p_t`` the
+    probability of the pixel's class, so the many easy pixels (background) count little;
+    options ``gamma`` (default 2), ``dice`` and ``class_weights`` as above (weighted as the
+    cross-entropy is).
+
     Metrics: ``miou`` (mean IoU over the classes present in the ground truth, ignored pixels
-    excluded) and ``pixel_accuracy`` (over labelled pixels); both over the whole split.
+    excluded), ``pixel_accuracy`` (over labelled pixels), ``dice`` (per class ``2 |P n T| /
+    (|P| + |T|)`` over the split's pixels, averaged over the classes present in the ground
+    truth) and ``foreground_dice`` (the same without class 0, the background: a lesion's
+    Dice when the classes are [background, lesion]); all over the whole split.
 
     Args:
         ignore_index: the mask value of unlabelled pixels (dataset.json's value wins; they
@@ -50,7 +58,7 @@ class SegmentationTask(DenseTask):
     registered_type = "segmentation"
     default_metrics = ("miou", "pixel_accuracy")
     label_dtype = tf.int32
-    losses = {"cross_entropy": ("dice", "class_weights")}
+    losses = {"cross_entropy": ("dice", "class_weights"), "focal": ("gamma", "dice", "class_weights")}
     default_loss = "cross_entropy"
 
     def __init__(self, name: str, classes: Sequence[str] | None = None, *, ignore_index: int = 255,
@@ -69,6 +77,8 @@ class SegmentationTask(DenseTask):
         self.probabilities = bool(probabilities)
         self.dice_weight = number_option(self._where("loss.dice"), self.loss_options.get("dice", 0.0))
         self.class_weights = self._class_weights(self.loss_options.get("class_weights"))
+        self.focal_gamma = (number_option(self._where("loss.gamma"), self.loss_options.get("gamma", 2.0))
+                            if self.loss_name == "focal" else None)
 
     @classmethod
     def recipe_options(cls, task, spec, path):
@@ -116,7 +126,10 @@ class SegmentationTask(DenseTask):
         probs = tf.cast(output, tf.float32)
         valid, safe = valid_pixels(label, self.units, self.ignore_index)
         truth = tf.one_hot(safe, self.units) * valid[..., None]
-        ce = -tf.math.log(tf.clip_by_value(tf.reduce_sum(probs * truth, axis=-1), _EPSILON, 1.0))
+        p_true = tf.clip_by_value(tf.reduce_sum(probs * truth, axis=-1), _EPSILON, 1.0)
+        ce = -tf.math.log(p_true)
+        if self.focal_gamma is not None:
+            ce *= tf.pow(1.0 - p_true, self.focal_gamma)
         weights = valid
         if self.class_weights is not None:
             weights = tf.gather(tf.constant(self.class_weights, tf.float32), safe) * valid
@@ -137,14 +150,20 @@ class SegmentationTask(DenseTask):
         return {
             "miou": lambda: SegmentationMeanIoU(n, self.ignore_index, name="miou"),
             "pixel_accuracy": lambda: PixelAccuracy(n, self.ignore_index, name="pixel_accuracy"),
+            "dice": lambda: SegmentationDice(n, self.ignore_index, name="dice"),
+            "foreground_dice": lambda: SegmentationDice(n, self.ignore_index, foreground=True,
+                                                        name="foreground_dice"),
         }
 
     def metric_inputs(self, label, output):
         return label, tf.argmax(output, axis=-1, output_type=tf.int32)
 
     def describe(self):
-        return {**super().describe(), "ignore_index": self.ignore_index, "loss": self.loss_name,
-                "dice": self.dice_weight, "class_weights": self.class_weights}
+        described = {**super().describe(), "ignore_index": self.ignore_index, "loss": self.loss_name,
+                     "dice": self.dice_weight, "class_weights": self.class_weights}
+        if self.focal_gamma is not None:
+            described["gamma"] = self.focal_gamma
+        return described
 
 
 def median_frequency_weights(pixels: Sequence[int], cap: float = MAX_AUTO_CLASS_WEIGHT) -> list[float]:
@@ -227,6 +246,41 @@ class SegmentationMeanIoU(keras.metrics.MeanIoU):
     def get_config(self):
         return {"num_classes": self.num_classes, "ignore_class": self.ignore_class, "name": self.name,
                 "dtype": self.dtype}
+
+
+@keras.saving.register_keras_serializable(package="mtl_tf")
+class SegmentationDice(SegmentationMeanIoU):
+    """Dice per class over the split's pixels, ``2 |P n T| / (|P| + |T|)``, averaged over the
+    classes present in the ground truth (with ``foreground``, leaving out class 0).
+
+    The confusion matrix is accumulated as for :class:`SegmentationMeanIoU` (ignored pixels
+    left out, one weight per row); pooled over the split, so a large lesion weighs more than
+    a small one (a per-image mean Dice would weigh them alike).
+    """
+
+    def __init__(self, num_classes: int, ignore_class: int | None = None, foreground: bool = False,
+                 name: str = "dice", dtype: str = "float32"):
+        super().__init__(num_classes=num_classes, ignore_class=ignore_class, name=name, dtype=dtype)
+        self.foreground = bool(foreground)
+
+    def per_class(self) -> tf.Tensor:
+        """Dice per class, NaN for a class absent from the ground truth."""
+        cm = tf.cast(self.total_cm, tf.float32)
+        hits = tf.linalg.diag_part(cm)
+        truth = tf.reduce_sum(cm, axis=1)
+        both = truth + tf.reduce_sum(cm, axis=0)
+        return tf.where(truth > 0, tf.math.divide_no_nan(2.0 * hits, both), float("nan"))
+
+    def result(self):
+        dice = self.per_class()
+        if self.foreground:
+            dice = dice[1:]
+        present = tf.logical_not(tf.math.is_nan(dice))
+        return tf.math.divide_no_nan(tf.reduce_sum(tf.where(present, dice, 0.0)),
+                                     tf.reduce_sum(tf.cast(present, tf.float32)))
+
+    def get_config(self):
+        return {**super().get_config(), "foreground": self.foreground}
 
 
 @keras.saving.register_keras_serializable(package="mtl_tf")

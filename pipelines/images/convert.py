@@ -8,9 +8,11 @@ encode the example (layout: :mod:`mtl_tf.data.spec`). Any failure of one item, e
 not, rejects that item only: an unexpected exception becomes the reason kind
 ``error: <ExceptionType>``.
 
-The split key is the item's key (the ``data.split.key`` column), else its image path as the
-source names it (relative paths as written, so a moved folder keeps its splits), else, for
-an array, a hash of its bytes.
+The split key is the item's key (the ``data.split.key`` column, or what ``key_pattern``
+takes from it), else its image path as the source names it (relative paths as written, so a
+moved folder keeps its splits), else, for an array, a hash of its bytes. With a key column
+the key is also stored in the example, as bytes under ``__key__``
+(:data:`~pipelines.images.items.EXAMPLE_KEY`), so evaluation can group test rows by it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 from mtl_tf.recipe.schema import Recipe
 from pipelines.encoding import Int64List, encode_example
 from pipelines.images.geometry import placement, resize_depth, resize_image, resize_mask, transform_boxes
-from pipelines.images.items import Item, ItemRejected, reject_record
+from pipelines.images.items import EXAMPLE_KEY, Item, ItemRejected, reject_record
 from pipelines.images.labels import (boundaries, class_presence, column_plan, feature_reader, label_reader,
                                      reading)
 from pipelines.images.statistics import ImageSummaryFn
@@ -127,7 +129,8 @@ class ItemConverter:
         source = values.get(self.image.source_column)
         if source is None or (isinstance(source, str) and not source.strip()):
             raise ItemRejected("missing_image", f"no image in column '{self.image.source_column}'")
-        image = decode_image(source, self.image.channels, item.base, self.max_pixels)
+        image = decode_image(source, self.image.channels, item.base, self.max_pixels, self.image.bit_depth,
+                             self.image.window)
         height, width = image.shape[:2]
         feature = self.image
         if height < feature.min_height or width < feature.min_width:
@@ -143,6 +146,8 @@ class ItemConverter:
             if value is not None:
                 out[name] = typed[name] = value
         labels = self._labels(item, dense, out)
+        if self.split.key:
+            out[EXAMPLE_KEY] = item.key
         return _Stored(self._split(item, source), stored, out, typed, labels)
 
     def _dense(self, item: Item, where, width: int, height: int) -> dict[str, Any]:

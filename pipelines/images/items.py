@@ -20,8 +20,11 @@ REJECT_KINDS = (
     "image_too_large", "not_8_bit", "wrong_channels", "too_small", "unreadable_label",
     "mask_not_class_indices", "mask_class_out_of_range", "mask_size_mismatch", "depth_size_mismatch",
     "depth_not_finite", "depth_negative", "depth_out_of_range", "unparsable_boxes", "box_outside_image",
-    "box_empty", "box_unknown_class", "too_many_boxes",
+    "box_empty", "box_unknown_class", "too_many_boxes", "split_key_unmatched",
 )
+# The tf.Example key of each example's split key (the patient id, say), as bytes, written when
+# the recipe names data.split.key: evaluation groups test predictions by it. Not a feature.
+EXAMPLE_KEY = "__key__"
 
 
 class ItemRejected(ValueError):

@@ -36,6 +36,7 @@ from mtl_tf.data.spec import (CategoricalStats, DatasetSpec, DepthStats, Detecti
 from mtl_tf.recipe.schema import Recipe, Task
 from pipelines.csv_to_tfrecords import (FEATURE_DTYPES, REJECTS_PATTERN, PreprocessResult, clear_outputs,
                                         remove_temp_dirs)
+from pipelines.images.items import EXAMPLE_KEY
 from pipelines.images.validation import MAX_PIXELS
 
 READ_FILE = "read.json"
@@ -216,8 +217,10 @@ def dataset_spec(recipe: Recipe, summary: Mapping[str, Any], items_in: int, writ
     features = []
     for feature in recipe.data.features:
         if feature.kind == "image":
+            window = feature.window if isinstance(feature.window, str) else feature.window.model_dump()
             info = ImageInfo(height=feature.height, width=feature.width, channels=feature.channels,
-                             encoding=feature.encoding, resize=feature.resize)
+                             encoding=feature.encoding, resize=feature.resize, bit_depth=feature.bit_depth,
+                             window=window)
             features.append(FeatureSpec(name=feature.name, kind="image", dtype="uint8", image=info,
                                         stats=ImageStats(**summary["image"])))
         else:
@@ -236,7 +239,9 @@ def dataset_spec(recipe: Recipe, summary: Mapping[str, Any], items_in: int, writ
                              num_shards=recipe.data.shards) for s in splits},
         rejects=RejectsSpec(count=sum(counts["rejected"].values()), location=REJECTS_PATTERN,
                             by_reason=dict(sorted(counts["rejected"].items()))),
-        split_key=None if getattr(recipe.data.source, "splits", None) else recipe.data.split.key,
+        split_key=recipe.data.split.key,
+        split_key_pattern=recipe.data.split.key_pattern,
+        example_key=EXAMPLE_KEY if recipe.data.split.key else None,
         source=list(recipe.data.source.patterns),
     )
 

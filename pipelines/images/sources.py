@@ -15,7 +15,14 @@ items after a long job. ``units()`` are small, picklable pieces of work; ``read(
   item with columns ``image`` and ``label`` (the sub-folder's name). Files directly under
   the root and files of other extensions are skipped and counted (:attr:`skipped`).
 - ``npz``: arrays with one row per item on axis 0; with ``splits`` the arrays of split
-  ``s`` are ``<prefix>_<column>`` and the split is the file's, else ``<column>``.
+  ``s`` are ``<prefix>_<column>`` and the split is the file's; with ``prefixes`` the rows of
+  every ``<prefix>_<column>`` are read together and ``data.split`` splits them; else the
+  arrays are ``<column>``. With ``splits`` and ``data.split.key`` the driver checks that no
+  key (patient) is in two of the file's splits.
+
+Every reader gives each item its split key: the ``data.split.key`` column's value, or what
+``data.split.key_pattern`` takes from it (a value the pattern does not match rejects the
+item, ``split_key_unmatched``); image folders without a key column use the file's path.
 """
 
 from __future__ import annotations
@@ -59,7 +66,7 @@ def required_columns(recipe: Recipe) -> list[tuple[str, str]]:
     columns = [(f.source_column, f"feature '{f.name}'") for f in recipe.data.features]
     columns += [(t.label, f"label of task '{t.name}'") for t in recipe.tasks]
     key = recipe.data.split.key
-    if key and not getattr(recipe.data.source, "splits", None):
+    if key:
         columns.append((key, "split key (data.split.key)"))
     return list(dict.fromkeys(columns))
 
@@ -93,7 +100,25 @@ class _Reader:
         self.image_column = recipe.data.image_feature.source_column
         self.columns = [column for column, _ in required_columns(recipe)]
         self.key_column = recipe.data.split.key
+        self.split = recipe.data.split
         column_plan(recipe)  # refuses a column read in two ways
+
+    def split_key(self, value: Any) -> tuple[str | None, tuple[str, str] | None]:
+        """``(key, None)`` from the key column's raw value, or ``(None, (kind, reason))``."""
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        text = "" if value is None else str(value).strip()
+        if not text:
+            return None, ("missing_required", f"missing required value in '{self.key_column}' (split key)")
+        key = self.split.key_of(text)
+        if not key:
+            return None, ("split_key_unmatched", f"split key '{self.key_column}' value {text[:80]!r} does not "
+                                                 f"match data.split.key_pattern {self.split.key_pattern!r}")
+        return key, None
 
 
 @IMAGE_SOURCES.register("manifest")
@@ -158,11 +183,7 @@ class ManifestReader(_Reader):
     def _key(self, values: dict[str, Any]) -> tuple[str | None, tuple[str, str] | None]:
         if not self.key_column:
             return None, None
-        key = values.get(self.key_column)
-        key = "" if key is None else str(key).strip()
-        if not key:
-            return None, ("missing_required", f"missing required value in '{self.key_column}' (split key)")
-        return key, None
+        return self.split_key(values.get(self.key_column))
 
     def _csv_rows(self, path: str):
         header = self.headers[path]
@@ -257,8 +278,11 @@ class ImageFolderReader(_Reader):
         for path, folder in unit:
             relative = os.path.relpath(path, self.root).replace(os.sep, "/")
             values = {"image": path, "label": folder}
-            key = relative if self.key_column in (None, "image") else folder
-            items.append(Item(source=path, values=values, key=key))
+            if self.key_column is None:
+                items.append(Item(source=path, values=values, key=relative))
+                continue
+            key, error = self.split_key(relative if self.key_column == "image" else folder)
+            items.append(Item(source=path, values=values, key=key, error=error))
         yield items
 
 
@@ -272,13 +296,42 @@ class NpzReader(_Reader):
         super().__init__(recipe)
         source = recipe.data.source
         self.files = expand_sources(source.patterns)
-        self.prefixes = dict(source.splits) if source.splits else {None: None}
+        # Group -> array name prefix. A group is a split with the file's splits, else a prefix
+        # whose rows data.split splits (None: arrays named by their column alone).
+        if source.splits:
+            self.prefixes = dict(source.splits)
+        elif source.prefixes:
+            self.prefixes = {prefix: prefix for prefix in source.prefixes}
+        else:
+            self.prefixes = {None: None}
+        self.own_splits = bool(source.splits)
         self._cache: dict[tuple[str, str], np.ndarray] = {}
         self.lengths: dict[tuple[str, str | None], int] = {}
         problems = []
         for path in self.files:
             problems += self._check_file(path)
         _raise(problems)
+        if self.own_splits and self.key_column:
+            _raise(self._keys_across_splits())
+
+    def _keys_across_splits(self) -> list[str]:
+        """One line when a split key is in two of the file's splits (a leak); nothing otherwise."""
+        where: dict[str, set[str]] = {}
+        for path in self.files:
+            for split, prefix in self.prefixes.items():
+                for value in self._array(path, self.array_name(prefix, self.key_column)):
+                    key, _ = self.split_key(value)
+                    if key is not None:
+                        where.setdefault(key, set()).add(split)
+        shared = sorted(key for key, splits in where.items() if len(splits) > 1)
+        if not shared:
+            return []
+        pairs = sorted({" and ".join(sorted(where[key])) for key in shared})
+        shown = ", ".join(shared[:5]) + (", ..." if len(shared) > 5 else "")
+        return [f"data.split.key: {len(shared)} of {len(where)} '{self.key_column}' keys are in two of the file's "
+                f"splits ({'; '.join(pairs)}): {shown}; the file's splits are not split by that key. Remove "
+                "data.source.splits and list data.source.prefixes (e.g. [train, val, test]) to re-split the rows "
+                "by data.split"]
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_cache": {}}
@@ -303,7 +356,8 @@ class NpzReader(_Reader):
                     continue
                 lengths[name] = shape[0]
             if len(set(lengths.values())) > 1:
-                problems.append(f"arrays of {path}{f' (split {split})' if split else ''} disagree in length (axis "
+                group = f" ({'split' if self.own_splits else 'prefix'} {split})" if split else ""
+                problems.append(f"arrays of {path}{group} disagree in length (axis "
                                 "0): " + ", ".join(f"{name} {n}" for name, n in lengths.items()))
             elif lengths:
                 self.lengths[(path, split)] = next(iter(lengths.values()))
@@ -332,11 +386,9 @@ class NpzReader(_Reader):
         items = []
         for index in range(start, end):
             values = {column: array[index] for column, array in arrays.items()}
-            key = None
-            if self.key_column and split is None:
-                key = str(values[self.key_column].item() if isinstance(values[self.key_column], np.generic)
-                          else values[self.key_column])
-            items.append(Item(source=path, index=index, values=values, key=key, split=split))
+            key, error = self.split_key(values[self.key_column]) if self.key_column else (None, None)
+            items.append(Item(source=path, index=index, values=values, key=key,
+                              split=split if self.own_splits else None, error=error))
         yield items
 
 

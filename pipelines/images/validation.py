@@ -8,7 +8,9 @@ Each function returns a NumPy array in the source image's pixels or raises
   the pixels are decoded), is 8-bit, and has the feature's channels or converts to them
   without changing what it shows (RGBA -> RGB and LA -> L drop the alpha channel, gray ->
   RGB repeats it, palette and CMYK images become RGB, an RGB image whose three channels are
-  equal is gray). 16-bit and float images are rejected (``not_8_bit``) for now;
+  equal is gray). 16-bit images (16-bit PNGs, integer arrays wider than 8 bits) are
+  rejected (``not_8_bit``) unless the feature's ``bit_depth`` is 16; then they are mapped
+  to 8 bits by its window (:func:`window_to_8_bit`). Float images are always rejected;
 - masks: one channel of integer class indices (an indexed or grayscale PNG, a ``.npy``
   array or an npz array); an RGB mask is accepted only when its channels are equal;
 - depth: a 16-bit (or 8-bit) PNG, whose values are divided by ``depth_scale``, or a float
@@ -38,7 +40,8 @@ from pipelines.images.items import ItemRejected
 MAX_PIXELS = 1 << 26  # 67 million: an 8192 x 8192 image
 BOX_TOLERANCE = 1.0  # source pixels a box may overshoot the image by (then clipped)
 FLOAT16_MAX = 65504.0
-_HIGH_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_HIGH_BIT_MODES = (*_SIXTEEN_BIT_MODES, "F")
 _SHOWN = 5  # offending values quoted in a reason
 
 
@@ -102,19 +105,35 @@ def open_image(path: str, what: str = "image", max_pixels: int = MAX_PIXELS) -> 
             yield image
 
 
-def decode_image(source: Any, channels: int, base: str = "", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_image(source: Any, channels: int, base: str = "", max_pixels: int = MAX_PIXELS, bit_depth: int = 8,
+                 window: Any = "none") -> np.ndarray:
     """An image file (path) or array -> uint8 (height, width, channels).
+
+    Args:
+        source: a path (absolute, or relative to ``base``) or an array.
+        channels: the feature's channels.
+        base: the folder relative paths are read from.
+        max_pixels: larger images are rejected.
+        bit_depth: 16 accepts 16-bit images and maps them to 8 bits by ``window``; 8
+            rejects them (``not_8_bit``).
+        window: ``{center, width}`` (or an object with those attributes), ``per_image`` or
+            ``none`` (see :func:`window_to_8_bit`).
 
     Raises:
         ItemRejected: see the module docstring for the checks.
     """
     if isinstance(source, np.ndarray):
+        if bit_depth == 16 and source.dtype.kind in "ui" and source.dtype.itemsize > 1:
+            return image_array(window_to_8_bit(source, window), channels, "image array")
         return image_array(source, channels, "image array")
     path = resolve(source, base)
     with open_image(path, "image", max_pixels) as image:
+        if image.mode in _SIXTEEN_BIT_MODES and bit_depth == 16:
+            return image_array(window_to_8_bit(np.asarray(image), window), channels, f"image {path}")
         if image.mode in _HIGH_BIT_MODES:
-            raise ItemRejected("not_8_bit", f"image {path} is {image.mode} (16-bit or float); 8-bit images "
-                               "only for now")
+            hint = ("float images are not read" if image.mode == "F"
+                    else "set the feature's bit_depth: 16 (with a window) to read 16-bit images")
+            raise ItemRejected("not_8_bit", f"image {path} is {image.mode} (16-bit or float); {hint}")
         if image.mode == "1":
             image = image.convert("L")
         elif image.mode in ("P", "PA"):
@@ -127,10 +146,39 @@ def decode_image(source: Any, channels: int, base: str = "", max_pixels: int = M
         return image_array(np.asarray(image), channels, f"image {path}")
 
 
+def window_to_8_bit(array: np.ndarray, window: Any) -> np.ndarray:
+    """A 16-bit (or any integer) image -> uint8, as the served model's graph does it too
+    (:func:`mtl_tf.data.images.window_to_8_bit`), in float64 so both give the same levels.
+
+    ``window``: ``{center, width}`` maps ``center - width / 2 .. center + width / 2`` onto
+    0..255; ``per_image`` maps the image's own min..max (a flat image becomes 0); ``none``
+    maps 0..65535 (``value / 257``). Values outside are clipped; levels are rounded half up:
+    ``floor(clip((v - low) / (high - low) * 255, 0, 255) + 0.5)``.
+    """
+    values = array.astype(np.float64)
+    low, span = window_bounds(values, window)
+    if span <= 0:
+        return np.zeros(array.shape, np.uint8)
+    return np.floor(np.clip((values - low) / span * 255.0, 0.0, 255.0) + 0.5).astype(np.uint8)
+
+
+def window_bounds(values: np.ndarray, window: Any) -> tuple[float, float]:
+    """``(low, high - low)`` of a window over ``values``."""
+    if window == "per_image":
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        return low, high - low
+    if window in (None, "none"):
+        return 0.0, 65535.0
+    center, width = (window["center"], window["width"]) if isinstance(window, dict) else (window.center,
+                                                                                           window.width)
+    return float(center) - float(width) / 2.0, float(width)
+
+
 def image_array(array: np.ndarray, channels: int, what: str) -> np.ndarray:
     """An (h, w), (h, w, 1..4) integer array -> uint8 (h, w, channels), or a reject."""
     if array.dtype.kind == "f" or array.dtype.kind not in "uib":
-        raise ItemRejected("not_8_bit", f"{what} holds {array.dtype} values; 8-bit integers only for now")
+        raise ItemRejected("not_8_bit", f"{what} holds {array.dtype} values; images hold integers (8-bit, or 16-bit "
+                           "with the feature's bit_depth: 16)")
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4) or 0 in array.shape:
@@ -140,7 +188,7 @@ def image_array(array: np.ndarray, channels: int, what: str) -> np.ndarray:
         low, high = (int(array.min()), int(array.max()))
         if low < 0 or high > 255:
             raise ItemRejected("not_8_bit", f"{what} holds values {low}..{high} ({array.dtype}); 8-bit images "
-                               "(0..255) only for now")
+                               "hold 0..255 (set the feature's bit_depth: 16, with a window, for wider ones)")
         array = array.astype(np.uint8)
     if array.shape[2] in (2, 4):  # drop the alpha channel
         array = array[:, :, :-1]

@@ -104,3 +104,15 @@ def test_augment_and_training_options():
     raw["data"]["augment"] = {"scale": [1.5, 1.0]}
     with pytest.raises(RecipeError, match="0 < low <= high"):
         parse_recipe(raw, check=False)
+
+
+def test_an_npz_recipe_with_its_own_splits_reads_back_from_its_dump_and_as_a_baseline():
+    from mtl_tf.runner import single_task_recipe
+
+    raw = image_recipe()
+    raw["data"]["source"] = {"kind": "npz", "path": "d.npz", "splits": {"train": "train", "test": "test"}}
+    raw["data"]["split"] = {"key": "patient"}
+    recipe = parse_recipe(raw, check=False)
+    assert parse_recipe(recipe.model_dump(mode="json"), check=False) == recipe
+    single = single_task_recipe(recipe, "semantic")
+    assert single.data.split.key == "patient" and single.data.split_names() == ["train", "test"]

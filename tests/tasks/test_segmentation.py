@@ -201,7 +201,7 @@ def test_head_and_metrics_round_trip_through_keras_saving(tmp_path):
 @pytest.mark.parametrize("loss, head, words", [
     ({"name": "cross_entropy", "dcie": 1}, None, ["tasks.0.loss", "'dcie'", "did you mean 'dice'",
                                                   "allowed: class_weights, dice"]),
-    ({"name": "focal"}, None, ["tasks.0.loss", "'focal'", "allowed: cross_entropy"]),
+    ({"name": "hinge"}, None, ["tasks.0.loss", "'hinge'", "allowed: cross_entropy, focal"]),
     ({"name": "cross_entropy", "dice": -1}, None, ["tasks.0.loss.dice", ">= 0", "-1"]),
     ({"name": "cross_entropy", "class_weights": [1, 2]}, None, ["tasks.0.loss.class_weights", "3", "[1, 2]"]),
     (None, {"channels": 8}, ["tasks.0.head", "'channels'", "allowed: (none)"]),

@@ -15,6 +15,7 @@ Example:
     >>> synthesize("fraud_signals", rows=4_000, out_dir="data/fraud_signals/ato_raw", seed=7,
     ...            labels=["account_takeover"], id_prefix="ato-")
     >>> synthesize_images("driving_perception", rows=1_000, out_dir="data/driving_perception/raw")
+    >>> synthesize_images("medical_imaging", rows=1_000, out_dir="data/medical_imaging/raw")
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def _names(writes: str) -> list[str]:
 
 
 def synthesize_images(name: str, rows: int, out_dir: str | Path, seed: int = 0, height: int | None = None,
-                      width: int | None = None, corrupt: float = 0.0) -> Path:
+                      width: int | None = None, corrupt: float = 0.0, bit_depth: int | None = None) -> Path:
     """Writes a synthetic image dataset: image, mask and depth files and ``manifest.jsonl``.
 
     Args:
@@ -93,6 +94,8 @@ def synthesize_images(name: str, rows: int, out_dir: str | Path, seed: int = 0, 
         width: image columns; default the synthesizer's.
         corrupt: fraction of items, in [0, 1), made unusable on purpose (corrupt or missing
             files, out-of-range mask classes, boxes outside the image).
+        bit_depth: 8 or 16 (16-bit detector values), for synthesizers that offer it
+            (``medical_imaging``); default the synthesizer's (8).
 
     Returns:
         The path of ``manifest.jsonl``.
@@ -109,6 +112,14 @@ def synthesize_images(name: str, rows: int, out_dir: str | Path, seed: int = 0, 
                          f"{', '.join(_names('images'))})")
     synthesizer = SYNTHESIZERS.get(name, "synthesize")
     sizes = {key: value for key, value in (("height", height), ("width", width)) if value is not None}
+    if bit_depth is not None:
+        if "bit_depth" not in getattr(synthesizer, "options", ()):
+            raise ValueError(f"'{name}' writes 8-bit images only; bit_depth applies to "
+                             f"{', '.join(n for n in _names('images') if 'bit_depth' in getattr(SYNTHESIZERS.lookup(n), 'options', ()))}; "
+                             f"received bit_depth {bit_depth!r}")
+        if bit_depth not in (8, 16):
+            raise ValueError(f"bit_depth must be 8 or 16; received {bit_depth!r}")
+        sizes["bit_depth"] = bit_depth
     return synthesizer.write(rows, out_dir, np.random.default_rng(seed), corrupt=corrupt, **sizes)
 
 
@@ -154,5 +165,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
 
 from mtl_tf.data.synth.driving_perception import DrivingPerception  # noqa: E402  (registers itself)
 from mtl_tf.data.synth.fraud_signals import FraudSignals  # noqa: E402  (registers itself)
+from mtl_tf.data.synth.medical_imaging import MedicalImaging  # noqa: E402  (registers itself)
 
-__all__ = ["SYNTHESIZERS", "synthesize", "synthesize_images", "writes_images", "DrivingPerception", "FraudSignals"]
+__all__ = ["SYNTHESIZERS", "synthesize", "synthesize_images", "writes_images", "DrivingPerception", "FraudSignals",
+           "MedicalImaging"]

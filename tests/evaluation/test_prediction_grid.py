@@ -5,7 +5,7 @@ from PIL import Image
 
 from mtl_tf.data.reader import make_dataset
 from mtl_tf.evaluation.image_grid import Caption, draw_boxes, text_tile
-from mtl_tf.evaluation.predictions import WRONG, collect_examples, prediction_grid
+from mtl_tf.evaluation.prediction_grid import WRONG, collect_examples, prediction_grid
 from mtl_tf.tasks import DepthTask, DetectionTask, MulticlassTask, SegmentationTask
 from mtl_tf.tasks.base import find_task_spec
 from tests.helpers.tiny_images import (CLASSES, IGNORE, MAX_BOXES, OBJECT_CLASSES, SCENES, make_tiny_images,
