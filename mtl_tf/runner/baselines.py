@@ -86,8 +86,7 @@ def run_baselines(recipe: Recipe, tasks: Sequence[str] | None = None, tracking_u
     """
     from mtl_tf.evaluation.baselines import Baselines, baselines_path, dataset_fingerprint, shared_settings
     from mtl_tf.tasks import build_tasks
-    from mtl_tf.training import make_strategy
-    from mtl_tf.training.strategy import is_chief
+    from mtl_tf.training.strategy import is_chief, recipe_strategy
 
     names = list(tasks or recipe.task_names)
     singles = {name: single_task_recipe(recipe, name) for name in names}
@@ -101,7 +100,7 @@ def run_baselines(recipe: Recipe, tasks: Sequence[str] | None = None, tracking_u
         spec = preprocess(recipe, beam_args, skip=skip_preprocess, echo=echo)
         task_specs = {name: spec for name in names}
     timings["preprocess"] = time.perf_counter() - start
-    strategy = make_strategy(recipe.training.distribution.strategy)
+    strategy = recipe_strategy(recipe.training.distribution)
     chief = is_chief(strategy)
     entries, run_ids, uri = {}, {}, None
     for name, single in singles.items():

@@ -19,7 +19,7 @@ from mtl_tf.runner.export import export_and_check
 from mtl_tf.runner.preprocess import dataset_artifacts, preprocess, preprocess_collection
 from mtl_tf.runner.report import write_run_report
 from mtl_tf.runner.tracking import tracking_context
-from mtl_tf.runner.train import datasets, epoch_logger, epochs_done, make_monitor, make_trainer, mixed_training_recipe
+from mtl_tf.runner.train import datasets, epoch_logger, make_monitor, make_trainer, mixed_training_recipe
 
 # Validation batches over which mixture-of-experts gate weights are averaged for the report.
 UTILISATION_BATCHES = 8
@@ -90,8 +90,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         echo: where progress lines go.
     """
     from mtl_tf.tasks import build_tasks
-    from mtl_tf.training import make_strategy
-    from mtl_tf.training.strategy import is_chief
+    from mtl_tf.training.strategy import is_chief, recipe_strategy
 
     timings: dict[str, float] = {}
     run_dir = Path(recipe.run_dir)
@@ -107,7 +106,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
     timings["preprocess"] = time.perf_counter() - start
 
     tasks = build_tasks(recipe.tasks, spec)
-    strategy = make_strategy(recipe.training.distribution.strategy)
+    strategy = recipe_strategy(recipe.training.distribution)
     # Every worker trains and evaluates (collective ops); only the chief tracks, exports, registers.
     chief = is_chief(strategy)
     uri, tracked_run = tracking_context(recipe, tracking_uri, chief)
@@ -127,8 +126,8 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         else:
             from mtl_tf.data.mixing import mixed_datasets
 
-            data = mixed_datasets(recipe, collection, tasks,
-                                  start_epoch=epochs_done(run_dir / "checkpoints") if resume else 0)
+            # From step 0 even when resuming: the Trainer reads the mix up to its checkpoint.
+            data = mixed_datasets(recipe, collection, tasks)
             trainer = make_trainer(mixed_training_recipe(recipe, data["steps_per_epoch"]), spec, tasks, run_dir,
                                    strategy, verbose)
         monitor = make_monitor(recipe, spec, tasks, trainer, run_dir, resume, collection) if chief else None
