@@ -107,7 +107,7 @@ def run_baselines(recipe: Recipe, tasks: Sequence[str] | None = None, tracking_u
         echo(f"baseline {name}: training a single-task model")
         start = time.perf_counter()
         task_list = build_tasks(single.tasks, task_specs[name])
-        uri, tracked_run = tracking_context(single, tracking_uri, chief)
+        uri, tracked_run = tracking_context(single, tracking_uri, chief, Path(single.run_dir), echo=echo)
         with tracked_run as tracked:
             entries[name] = _train_baseline(single, task_specs[name], task_list, strategy, tracked, recipe.name,
                                             verbose)
