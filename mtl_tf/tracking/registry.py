@@ -188,10 +188,13 @@ def _ensure_registered_model(client: Any, name: str) -> None:
 
 
 def _all_registered_models(client: Any) -> list[Any]:
+    """Every registered model but the promotion locks (see :class:`mtl_tf.tracking.promotion.AliasLock`)."""
+    from mtl_tf.tracking.promotion import is_lock
+
     models, token = [], None
     while True:
         page = client.search_registered_models(max_results=100, page_token=token)
-        models.extend(page)
+        models.extend(model for model in page if not is_lock(model.name))
         token = page.token
         if not token:
             return models
