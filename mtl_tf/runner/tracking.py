@@ -25,10 +25,12 @@ def tracking_context(recipe: Recipe, tracking_uri: str | None, chief: bool, run_
     from mtl_tf.tracking.run import TrackedRun
     from mtl_tf.tracking.uri import resolve_tracking_uri
 
+    from mtl_tf.tracking.run import retry_interval
+
     uri = resolve_tracking_uri(tracking_uri, recipe.tracking.tracking_uri)
     journal = None if run_dir is None else Path(run_dir) / TRACKING_DIR
     return uri, TrackedRun(recipe.tracking.experiment or recipe.name, run_name=recipe.name, tracking_uri=uri,
-                           journal_dir=journal, resume=resume, echo=echo)
+                           journal_dir=journal, resume=resume, echo=echo, retry_interval=retry_interval())
 
 
 class _Untracked:

@@ -38,11 +38,26 @@ UNDEFINED_TAG = "mtl.undefined_metrics"
 # exponential backoff, 120 s timeout) would hold training for minutes on every call.
 QUICK_REQUESTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 RETRY_INTERVAL_S = 30.0
+RETRY_ENV = "MTL_TRACKING_RETRY_INTERVAL"
 # What an error from a server that is down, restarting or unreachable says.
 _UNREACHABLE = re.compile(r"connection refused|max retries exceeded|failed to establish|name or service not known|"
                           r"timed out|timeout|connection reset|connection aborted|remote end closed|"
                           r"temporarily unavailable|bad gateway|service unavailable|gateway time-out|"
                           r"response code 50[234]|status code 50[234]", re.IGNORECASE)
+
+
+def retry_interval() -> float:
+    """Seconds between tries while the server does not answer: ``MTL_TRACKING_RETRY_INTERVAL``, else 30."""
+    raw = os.environ.get(RETRY_ENV, "").strip()
+    if not raw:
+        return RETRY_INTERVAL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{RETRY_ENV} must be a number of seconds > 0; received {raw!r}")
+    return value
 
 
 class TrackingUnreachable(ValueError):
@@ -70,13 +85,24 @@ def is_unreachable(error: BaseException) -> bool:
 
 def reason(error: BaseException) -> str:
     """A few words on why the server did not answer."""
-    text = str(error)
-    for pattern, words in (("refused", "connection refused"), ("timed out", "timed out"),
-                           ("Name or service not known", "unknown host"), ("50[234]", "server error")):
+    text = " ".join(str(e) for e in _chain(error))
+    for pattern, words in (("refused", "connection refused"), ("timed out|timeout", "timed out"),
+                           ("Name or service not known", "unknown host"),
+                           ("aborted|RemoteDisconnected|reset by peer|remote end closed", "connection closed"),
+                           ("response code 50[234]|status code 50[234]|unavailable|bad gateway", "server error"),
+                           ("Max retries exceeded|Failed to establish", "no connection")):
         if re.search(pattern, text, re.IGNORECASE):
             return words
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-    return first[:120]
+    return first[:80]
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
 
 
 @contextlib.contextmanager
@@ -294,9 +320,9 @@ class TrackedRun:
         self.journal.write_info({**self.journal.info, "ended": status})
         left = len(self.journal.pending())
         if left:
-            self.echo(f"warning: {left} tracking entries of run {self.run_id} are not sent yet (MLflow at "
-                      f"{self.tracking_uri} does not answer); they wait in {self.journal.folder}: run `mtl tracking "
-                      f"sync {self.journal_dir.parent}` once it answers")
+            self.echo(f"warning: {left} tracking entries of run {self.run_id} are not sent yet (no answer from "
+                      f"{self.tracking_uri}); they wait in {self.journal.folder}: run `mtl tracking sync "
+                      f"{self.journal_dir.parent}` once it answers")
         return False
 
     def _experiment_id(self) -> str:
