@@ -5,6 +5,8 @@ Run it with any Beam runner; options pass through unchanged::
     result = run(load_recipe("recipes/fraud_signals.yaml"))                  # DirectRunner
     result = run(recipe, ["--runner=DirectRunner", "--direct_num_workers=2",
                           "--direct_running_mode=multi_processing"])
+    result = run(recipe, ["--runner=apache_beam.runners.dask.dask_runner.DaskRunner",
+                          "--dask_client_address=tcp://scheduler:8786"])     # a Dask cluster
 
 Output folder (``recipe.data.output_dir`` unless ``out_dir`` is given)::
 
@@ -131,9 +133,7 @@ def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = Non
         RuntimeError: the pipeline lost or duplicated rows: the records read, the examples
             the shards received and the records the rejects file received disagree.
     """
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-
+    from pipelines.engine import pipeline_options, run_pipeline
     from pipelines.transforms import COUNTS_FILE, SUMMARY_FILE
 
     out = Path(out_dir or recipe.data.output_dir)
@@ -142,8 +142,7 @@ def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = Non
     check_split_files(recipe.data.split, files)
     clear_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
-    with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
-        build_pipeline(pipeline, recipe, files, str(out))
+    run_pipeline(pipeline_options(beam_args), lambda pipeline: build_pipeline(pipeline, recipe, files, str(out)))
     remove_temp_dirs(out)
     summary = json.loads((out / SUMMARY_FILE).read_text())
     written, rejected = files_written(recipe, json.loads((out / COUNTS_FILE).read_text())["files"])

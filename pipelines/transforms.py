@@ -186,8 +186,9 @@ class ReadCsvBatches(beam.PTransform):
 
 
 class ConvertBatchFn(beam.DoFn):
-    """A batch of ``(file, record)`` -> ``(split, [serialized tf.Example])`` per split with rows,
-    the reject dicts on ``rejects`` and one partial summary on ``summaries``.
+    """A batch of ``(file, record)`` -> ``("examples", (split, [serialized tf.Example]))`` per
+    split with rows, ``("rejects", reject dict)`` per bad record and one ``("summaries",
+    partial summary)``: one output of tagged pairs (see :class:`SplitTagged`).
 
     A reject is ``{"file", "reason", "kind", "line"}`` with the original record text (bytes
     that are not UTF-8 escaped as ``\\xNN``).
@@ -219,13 +220,13 @@ class ConvertBatchFn(beam.DoFn):
             if examples:
                 self.written.inc(len(examples))
                 self.written_by_split[split].inc(len(examples))
-                yield split, examples
+                yield EXAMPLES, (split, examples)
         for kind, n in batch.summary["rejected"].items():
             self.rejected.inc(n)
             self.rejected_by_kind[kind].inc(n)
         for reject in batch.rejects:
-            yield beam.pvalue.TaggedOutput(REJECTS, reject)
-        yield beam.pvalue.TaggedOutput(SUMMARIES, batch.summary)
+            yield REJECTS, reject
+        yield SUMMARIES, batch.summary
 
     def _path(self, path: str) -> str:
         return path if path in self.converter.parsers else normalize_path(path)
@@ -249,9 +250,32 @@ class ConvertRows(beam.PTransform):
         self.recipe, self.headers = recipe, headers
 
     def expand(self, batches):
-        converted = batches | "Convert" >> beam.ParDo(ConvertBatchFn(self.recipe, self.headers)).with_outputs(
-            REJECTS, SUMMARIES, main=EXAMPLES)
-        return {EXAMPLES: converted[EXAMPLES], REJECTS: converted[REJECTS], SUMMARIES: converted[SUMMARIES]}
+        tagged = batches | "Convert" >> beam.ParDo(ConvertBatchFn(self.recipe, self.headers))
+        return tagged | "Split" >> SplitTagged([EXAMPLES, REJECTS, SUMMARIES])
+
+
+def _tagged_value(element: tuple[str, Any], tag: str):
+    if element[0] == tag:
+        yield element[1]
+
+
+class SplitTagged(beam.PTransform):
+    """``(tag, value)`` pairs -> ``{tag: PCollection of values}``, one ParDo per tag.
+
+    What a multi-output ParDo (``with_outputs``) would give, for runners that translate only
+    single-output ParDos (the Dask runner hands every tagged output to every consumer; see
+    :mod:`pipelines.engine`). A step emits tagged pairs; this splits them.
+
+    Args:
+        tags: the tags; every pair's tag must be one of them.
+    """
+
+    def __init__(self, tags: Sequence[str]):
+        super().__init__()
+        self.tags = list(tags)
+
+    def expand(self, tagged):
+        return {tag: tagged | f"Select_{tag}" >> beam.FlatMap(_tagged_value, tag) for tag in self.tags}
 
 
 class ShardExampleFn(beam.DoFn):
@@ -315,12 +339,16 @@ class WritePartsFn(beam.DoFn):
     only part paths cross between workers: a grouping of every example, on the runner, is
     what made several worker processes slower than one.
 
+    With ``per_piece`` (runners that drop what ``finish_bundle`` emits, such as Dask's: see
+    :mod:`pipelines.engine`), each piece is a part file of its own, yielded as it is written.
+
     Args:
         out_dir: the output folder; parts are ``beam-temp-<id>-<name>`` beside their file.
+        per_piece: one part file per piece rather than per bundle and name.
     """
 
-    def __init__(self, out_dir: str):
-        self.out_dir = out_dir
+    def __init__(self, out_dir: str, per_piece: bool = False):
+        self.out_dir, self.per_piece = out_dir, per_piece
         self._parts: dict[str, list] = {}
 
     def start_bundle(self):
@@ -330,13 +358,22 @@ class WritePartsFn(beam.DoFn):
         name, records = element
         if not records:
             return
+        if self.per_piece:
+            path, handle = self._open_part(name)
+            with handle:
+                handle.write(_file_bytes(name, records))
+            yield name, (path, len(records))
+            return
         part = self._parts.get(name)
         if part is None:
-            folder, base = FileSystems.split(FileSystems.join(self.out_dir, name))
-            path = FileSystems.join(folder, f"beam-temp-{uuid.uuid4().hex}-{base}")
-            part = self._parts[name] = [path, FileSystems.create(path), 0]
+            part = self._parts[name] = [*self._open_part(name), 0]
         part[1].write(_file_bytes(name, records))
         part[2] += len(records)
+
+    def _open_part(self, name: str):
+        folder, base = FileSystems.split(FileSystems.join(self.out_dir, name))
+        path = FileSystems.join(folder, f"beam-temp-{uuid.uuid4().hex}-{base}")
+        return path, FileSystems.create(path)
 
     def finish_bundle(self):
         from apache_beam.transforms.window import GlobalWindows
@@ -405,14 +442,21 @@ class WriteFiles(beam.PTransform):
     Args:
         out_dir: the output folder (any Beam file system).
         names: the file names (relative to ``out_dir``) that must exist afterwards.
+        per_piece: a part file per piece (see :class:`WritePartsFn`); default: when the
+            pipeline's runner drops what ``finish_bundle`` emits.
     """
 
-    def __init__(self, out_dir: str, names: Sequence[str]):
+    def __init__(self, out_dir: str, names: Sequence[str], per_piece: bool | None = None):
         super().__init__()
-        self.out_dir, self.names = out_dir, list(names)
+        self.out_dir, self.names, self.per_piece = out_dir, list(names), per_piece
 
     def expand(self, pieces):
-        parts = pieces | "WriteParts" >> beam.ParDo(WritePartsFn(self.out_dir))
+        from pipelines.engine import emits_from_finish_bundle
+
+        per_piece = self.per_piece
+        if per_piece is None:
+            per_piece = not emits_from_finish_bundle(pieces.pipeline.options)
+        parts = pieces | "WriteParts" >> beam.ParDo(WritePartsFn(self.out_dir, per_piece))
         empty = pieces.pipeline | "AllNames" >> beam.Create([(name, None) for name in self.names])
         return ((parts, empty)
                 | "Gather" >> beam.Flatten()

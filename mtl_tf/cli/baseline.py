@@ -24,10 +24,11 @@ def baseline(recipe_path: str, overrides: tuple[str, ...], tracking_uri: str | N
     weighting static, gradient sum). Results go to baselines.json in the recipe's output_dir
     and to MLflow runs tagged mtl.baseline=true; `mtl run RECIPE` then reports delta_m.
     """
+    from mtl_tf.cluster.runners import with_runner
     from mtl_tf.runner import run_baselines
 
     recipe = read_recipe(recipe_path, overrides)
     result = run_baselines(recipe, tasks=list(tasks) or None, tracking_uri=tracking_uri,
-                           skip_preprocess=skip_preprocess, beam_args=list(beam_args),
+                           skip_preprocess=skip_preprocess, beam_args=with_runner(beam_args),
                            verbose=0 if quiet else 1, echo=click.echo)
     click.echo(result.summary())

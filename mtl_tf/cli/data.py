@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from mtl_tf.cli.options import read_recipe, recipe_argument, set_option
@@ -84,15 +86,29 @@ def synth(name: str, rows: int, out_dir: str, files: int | None, seed: int, malf
 @set_option
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Output folder; default the recipe's data.output_dir.")
+@click.option("--show-options", is_flag=True,
+              help="Print the Beam pipeline options as the runner gets them (JSON), and run nothing.")
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED)
-def preprocess(recipe_path: str, overrides: tuple[str, ...], out_dir: str | None, beam_args: tuple[str, ...]) -> None:
+def preprocess(recipe_path: str, overrides: tuple[str, ...], out_dir: str | None, show_options: bool,
+               beam_args: tuple[str, ...]) -> None:
     """Run the Beam pipeline of RECIPE: raw CSV or images -> TFRecords + dataset.json.
 
     A recipe with `datasets` runs it once per dataset, each into its own output_dir.
-    Any Beam pipeline option passes through (--runner, --direct_num_workers, Dataflow or
-    Flink options). DirectRunner by default.
+    Any Beam pipeline option passes through (--runner, --direct_num_workers, Dataflow,
+    Flink, Spark or Dask options; see README "Scaling out"). The runner is always named:
+    DirectRunner unless --runner says otherwise.
     """
-    run_preprocess(read_recipe(recipe_path, overrides), out_dir, beam_args)
+    from mtl_tf.cluster.runners import with_runner
+
+    recipe = read_recipe(recipe_path, overrides)
+    beam = tuple(with_runner(beam_args))
+    if show_options:
+        from mtl_tf.cluster.runners import resolved_options
+
+        click.echo(json.dumps(resolved_options(beam), indent=1, sort_keys=True, default=str))
+        return
+    click.echo(f"runner: {beam[0].split('=', 1)[1]}")
+    run_preprocess(recipe, out_dir, beam)
 
 
 def run_preprocess(recipe: Recipe, out_dir: str | None, beam_args: tuple[str, ...]) -> None:

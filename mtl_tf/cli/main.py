@@ -38,7 +38,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from mtl_tf.cli import analyze, baseline, cluster, data, models, pipeline, predict, recipes, run
+    from mtl_tf.cli import analyze, baseline, cluster, data, models, pipeline, predict, recipes, run, tracking
 
     cli.add_command(recipes.recipes)
     cli.add_command(data.data)
@@ -49,6 +49,7 @@ def _register() -> None:
     cli.add_command(predict.predict)
     cli.add_command(pipeline.pipeline)
     cli.add_command(cluster.cluster)
+    cli.add_command(tracking.tracking)
 
 
 _register()

@@ -77,14 +77,17 @@ def describe(name: str, tracking_uri: str | None, as_json: bool) -> None:
 @click.option("--reason", default=None, help="Why a forced promotion is acceptable; recorded as a tag.")
 @click.option("--tolerance", type=float, default=0.002, show_default=True,
               help="Allowed drop of a primary metric before the gate refuses.")
+@click.option("--expect-current", default=None, metavar="VERSION|none",
+              help="Refuse unless ALIAS points at this version now ('none': at no version).")
 @tracking_uri_option
 def promote(name: str, version: int, alias: str, force: bool, reason: str | None,
-            tolerance: float, tracking_uri: str | None) -> None:
+            tolerance: float, expect_current: str | None, tracking_uri: str | None) -> None:
     """Point ALIAS of model NAME at VERSION, if it does not regress any task.
 
     Refused (unless --force --reason TEXT) when a task's primary metric regresses beyond
     --tolerance, when VERSION's primary metric is missing or undefined, or when nothing can
-    be compared with the current holder.
+    be compared with the current holder. Of two promotions of one alias at the same time,
+    one moves it and the other is refused saying why (nothing changed).
     """
     from mtl_tf.tracking.promotion import PromotionNotRecorded, PromotionRefused
     from mtl_tf.tracking.promotion import promote as promote_version
@@ -94,7 +97,8 @@ def promote(name: str, version: int, alias: str, force: bool, reason: str | None
                                "registry shows why the gate was overridden")
     _connect(tracking_uri)
     try:
-        result = promote_version(name, version, alias=alias, force=force, reason=reason, tolerance=tolerance)
+        result = promote_version(name, version, alias=alias, force=force, reason=reason, tolerance=tolerance,
+                                 expect_current=expect_current)
     except PromotionRefused as refused:
         raise click.ClickException(f"{refused.details}\nrerun with --force --reason TEXT to promote anyway") from None
     except PromotionNotRecorded as error:

@@ -20,12 +20,17 @@ def run(recipe_path: str, overrides: tuple[str, ...], tracking_uri: str | None, 
         skip_preprocess: bool, no_register: bool, quiet: bool, beam_args: tuple[str, ...]) -> None:
     """Run RECIPE end to end: preprocess (Beam), train, evaluate, export, check, register.
 
-    Extra arguments are Beam pipeline options (e.g. --direct_num_workers=2).
+    Extra arguments are Beam pipeline options (e.g. --direct_num_workers=2); the runner is
+    always named, DirectRunner unless --runner says otherwise.
     """
+    from mtl_tf.cluster.runners import with_runner
     from mtl_tf.runner import run_recipe
 
     recipe = read_recipe(recipe_path, overrides)
+    beam = with_runner(beam_args)
+    if not skip_preprocess:
+        click.echo(f"runner: {beam[0].split('=', 1)[1]}")
     result = run_recipe(recipe, recipe_path=recipe_path, tracking_uri=tracking_uri, resume=resume,
                         skip_preprocess=skip_preprocess, register=not no_register,
-                        beam_args=list(beam_args), verbose=0 if quiet else 1, echo=click.echo)
+                        beam_args=beam, verbose=0 if quiet else 1, echo=click.echo)
     click.echo(result.summary())

@@ -63,3 +63,16 @@ def with_runner(beam_args: Sequence[str], runner: str | None = None) -> list[str
     if runner is not None and given is not None and runner != given:
         raise ValueError(f"two runners: --runner {runner} and --runner {given}; name one")
     return [f"--runner={check_runner(runner or given or DEFAULT_RUNNER)}", *rest]
+
+
+def resolved_options(beam_args: Sequence[str]) -> dict:
+    """The pipeline options Beam reads from ``beam_args`` (defaults left out), after importing
+    the named runner so that its own options (Flink's, Spark's, Dask's) are known; options
+    that nothing knows are kept as given, so a misspelt one shows."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.runner import create_runner
+
+    runner, _ = split_runner(beam_args)
+    if runner is not None:
+        create_runner(runner)  # imports the runner's module, which registers its options
+    return PipelineOptions(list(beam_args)).get_all_options(drop_default=True, retain_unknown_options=True)

@@ -722,7 +722,26 @@ class EarlyStopping(Strict):
 
 
 class Distribution(Strict):
-    strategy: Literal["default", "one_device", "mirrored", "multi_worker"] = "default"
+    strategy: Literal["default", "auto", "one_device", "mirrored", "multi_worker", "tpu"] = Field(
+        "default", description="auto: multi_worker when TF_CONFIG is set, else mirrored over several GPUs, else "
+                               "default; tpu: TPUStrategy (needs a TPU build of TensorFlow)")
+    tpu: str | None = Field(None, description="strategy tpu: 'local' (the TPU VM's chips, the default), a TPU "
+                                              "name, or grpc://host:8470")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        # Left out unless set, so the resolved form of earlier recipes stays as it was.
+        data = handler(self)
+        if isinstance(data, dict) and self.tpu is None:
+            data.pop("tpu", None)
+        return data
+
+    @model_validator(mode="after")
+    def _tpu_only_for_tpu(self):
+        if self.tpu is not None and self.strategy != "tpu":
+            raise ValueError(f"tpu: only strategy 'tpu' reads it; received tpu {self.tpu!r} with strategy "
+                             f"{self.strategy!r}")
+        return self
 
 
 class Training(Strict):
@@ -746,6 +765,9 @@ class Training(Strict):
         None, description="compute in float16/bfloat16 with float32 weights (float16: with loss scaling)")
     jit_compile: bool | Literal["auto"] = Field("auto", description="compile the step with XLA; auto: on a "
                                                                    "GPU or TPU when every layer supports it")
+    checkpoint_every_steps: int | None = Field(
+        None, ge=1, description="also checkpoint every N training steps inside an epoch, so a run killed "
+                                "mid-epoch resumes from its last N-step mark; default: at epoch ends only")
     seed: int = 0
 
     @model_serializer(mode="wrap")
@@ -753,7 +775,7 @@ class Training(Strict):
         # Left out unless set, so the resolved form of earlier recipes stays as it was.
         data = handler(self)
         if isinstance(data, dict):
-            for key in ("mixed_precision", "jit_compile"):
+            for key in ("mixed_precision", "jit_compile", "checkpoint_every_steps"):
                 if key not in self.model_fields_set:
                     data.pop(key, None)
         return data

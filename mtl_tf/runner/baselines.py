@@ -91,8 +91,7 @@ def run_baselines(recipe: Recipe, tasks: Sequence[str] | None = None, tracking_u
     """
     from mtl_tf.evaluation.baselines import Baselines, baselines_path, dataset_fingerprint, shared_settings
     from mtl_tf.tasks import build_tasks
-    from mtl_tf.training import make_strategy
-    from mtl_tf.training.strategy import is_chief
+    from mtl_tf.training.strategy import is_chief, recipe_strategy
 
     names = list(tasks or recipe.task_names)
     singles = {name: single_task_recipe(recipe, name) for name in names}
@@ -106,14 +105,14 @@ def run_baselines(recipe: Recipe, tasks: Sequence[str] | None = None, tracking_u
         spec = preprocess(recipe, beam_args, skip=skip_preprocess, echo=echo)
         task_specs = {name: spec for name in names}
     timings["preprocess"] = time.perf_counter() - start
-    strategy = make_strategy(recipe.training.distribution.strategy)
+    strategy = recipe_strategy(recipe.training.distribution)
     chief = is_chief(strategy)
     entries, run_ids, uri = {}, {}, None
     for name, single in singles.items():
         echo(f"baseline {name}: training a single-task model")
         start = time.perf_counter()
         task_list = build_tasks(single.tasks, task_specs[name])
-        uri, tracked_run = tracking_context(single, tracking_uri, chief)
+        uri, tracked_run = tracking_context(single, tracking_uri, chief, Path(single.run_dir), echo=echo)
         with tracked_run as tracked:
             entries[name] = _train_baseline(single, task_specs[name], task_list, strategy, tracked, recipe.name,
                                             verbose)

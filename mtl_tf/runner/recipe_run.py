@@ -19,7 +19,7 @@ from mtl_tf.runner.export import export_and_check
 from mtl_tf.runner.preprocess import dataset_artifacts, preprocess, preprocess_collection
 from mtl_tf.runner.report import write_run_report
 from mtl_tf.runner.tracking import tracking_context
-from mtl_tf.runner.train import datasets, epoch_logger, epochs_done, make_monitor, make_trainer, mixed_training_recipe
+from mtl_tf.runner.train import datasets, epoch_logger, make_monitor, make_trainer, mixed_training_recipe
 
 # Validation batches over which mixture-of-experts gate weights are averaged for the report.
 UTILISATION_BATCHES = 8
@@ -40,6 +40,7 @@ class RunResult:
     model_version: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     delta_m: dict[str, Any] | None = None
+    tracking_pending: int = 0
 
     def summary(self) -> str:
         from mtl_tf.training.task_metrics import format_metric
@@ -57,6 +58,13 @@ class RunResult:
         if self.model_version is not None:
             lines.append(f"registered: {self.model_name} version {self.model_version} "
                          f"(promote with: mtl models promote {self.model_name} {self.model_version} --alias champion)")
+        elif self.model_name is not None:
+            lines.append(f"registration of {self.model_name}: waits in {self.run_dir / 'tracking'} with "
+                         f"{self.tracking_pending} tracking entries (the tracking server did not answer); send them "
+                         f"with: mtl tracking sync {self.run_dir}")
+        elif self.tracking_pending:
+            lines.append(f"tracking: {self.tracking_pending} entries wait in {self.run_dir / 'tracking'}; send them "
+                         f"with: mtl tracking sync {self.run_dir}")
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
         lines.append(f"time: {stages}")
         return "\n".join(lines)
@@ -71,6 +79,15 @@ def fit(trainer: Any, data: dict[str, Any], resume: bool, on_epoch_end: Callable
                            expected_steps=expected_steps)
     except IncompatibleCheckpoint as err:
         raise err.advise("use another output_dir or drop --resume") from None
+
+
+def log_missing_epochs(tracked: Any, history: Any) -> None:
+    """Logs the committed epochs a resumed run's MLflow run lacks (a process killed between an
+    epoch's checkpoint and its MLflow log): each epoch is logged once."""
+    logged = tracked.logged_steps("loss") or set()
+    for logs in history.epochs:
+        if int(logs["epoch"]) not in logged:
+            tracked.log_epoch(int(logs["epoch"]), logs)
 
 
 def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str | None = None,
@@ -90,8 +107,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         echo: where progress lines go.
     """
     from mtl_tf.tasks import build_tasks
-    from mtl_tf.training import make_strategy
-    from mtl_tf.training.strategy import is_chief
+    from mtl_tf.training.strategy import is_chief, recipe_strategy
 
     timings: dict[str, float] = {}
     run_dir = Path(recipe.run_dir)
@@ -107,10 +123,10 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
     timings["preprocess"] = time.perf_counter() - start
 
     tasks = build_tasks(recipe.tasks, spec)
-    strategy = make_strategy(recipe.training.distribution.strategy)
+    strategy = recipe_strategy(recipe.training.distribution)
     # Every worker trains and evaluates (collective ops); only the chief tracks, exports, registers.
     chief = is_chief(strategy)
-    uri, tracked_run = tracking_context(recipe, tracking_uri, chief)
+    uri, tracked_run = tracking_context(recipe, tracking_uri, chief, run_dir, resume, echo)
     with tracked_run as tracked:
         tracked.log_params(flatten(recipe))
         tracked.set_tags({"mtl.recipe": recipe.name, "mtl.tasks": ",".join(recipe.task_names)})
@@ -127,13 +143,15 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         else:
             from mtl_tf.data.mixing import mixed_datasets
 
-            data = mixed_datasets(recipe, collection, tasks,
-                                  start_epoch=epochs_done(run_dir / "checkpoints") if resume else 0)
+            # From step 0 even when resuming: the Trainer reads the mix up to its checkpoint.
+            data = mixed_datasets(recipe, collection, tasks)
             trainer = make_trainer(mixed_training_recipe(recipe, data["steps_per_epoch"]), spec, tasks, run_dir,
                                    strategy, verbose)
         monitor = make_monitor(recipe, spec, tasks, trainer, run_dir, resume, collection) if chief else None
         history = fit(trainer, data, resume, epoch_logger(tracked, monitor),
                       expected_steps=-(-spec.splits["train"].num_examples // recipe.training.batch_size))
+        if chief and resume:
+            log_missing_epochs(tracked, history)
         timings["train"] = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -158,16 +176,13 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         version = None
         name = recipe.tracking.register_as or recipe.name
         if register:
-            from mtl_tf.tracking.registry import register_export
-
             start = time.perf_counter()
             primary = {t.name: (t.primary_metric, t.higher_is_better(t.primary_metric)) for t in tasks}
             flat = {f"{task}/{metric}": value for task, metrics in test_metrics.items()
                     for metric, value in metrics.items()}
-            version = register_export(tracked.run_id, export_dir, name, flat, primary,
-                                      tags={"mtl.recipe": recipe.name}, tracking_uri=uri)
+            version = tracked.register_export(export_dir, name, flat, primary, tags={"mtl.recipe": recipe.name})
             timings["register"] = time.perf_counter() - start
-        return RunResult(run_dir=run_dir, dataset_path=Path(spec.root) / "dataset.json", report_path=report_path,
-                         test_metrics=test_metrics, export_dir=export_dir, run_id=tracked.run_id, tracking_uri=uri,
-                         model_name=name if register else None, model_version=version, timings=timings,
-                         delta_m=delta)
+    return RunResult(run_dir=run_dir, dataset_path=Path(spec.root) / "dataset.json", report_path=report_path,
+                     test_metrics=test_metrics, export_dir=export_dir, run_id=tracked.run_id, tracking_uri=uri,
+                     model_name=name if register else None, model_version=version, timings=timings,
+                     delta_m=delta, tracking_pending=tracked.pending)

@@ -29,7 +29,7 @@ DIRECTION_SUFFIX = ".higher_is_better"
 
 def register_export(run_id: str, export_dir: str | Path, name: str, metrics: Mapping[str, float],
                     primary: Mapping[str, tuple[str, bool]], tags: Mapping[str, Any] | None = None,
-                    tracking_uri: str | None = None) -> int:
+                    tracking_uri: str | None = None, once: bool = False) -> int:
     """Logs an export under the run's ``export/`` artifacts and registers a new model version.
 
     Args:
@@ -40,9 +40,11 @@ def register_export(run_id: str, export_dir: str | Path, name: str, metrics: Map
         primary: task -> (primary metric, higher_is_better); each must have a value in ``metrics``.
         tags: extra version tags.
         tracking_uri: as :func:`mtl_tf.tracking.resolve_tracking_uri`.
+        once: when a version of ``name`` already points at this run's export, return it
+            rather than make another (a registration sent again from a journal).
 
     Returns:
-        The new version number.
+        The new version number (with ``once``, maybe an existing one).
     """
     export_dir = Path(export_dir)
     if not export_dir.is_dir():
@@ -54,6 +56,10 @@ def register_export(run_id: str, export_dir: str | Path, name: str, metrics: Map
     version_tags.update(_location_tags(export_dir, source))
     version_tags.update({str(k): str(v) for k, v in (tags or {}).items()})
     _ensure_registered_model(client, name)
+    if once:
+        existing = [v for v in _versions(client, name) if v.run_id == run_id and v.source == source]
+        if existing:
+            return min(int(v.version) for v in existing)
     version = client.create_model_version(name, source=source, run_id=run_id, tags=version_tags)
     return int(version.version)
 
@@ -182,10 +188,13 @@ def _ensure_registered_model(client: Any, name: str) -> None:
 
 
 def _all_registered_models(client: Any) -> list[Any]:
+    """Every registered model but the promotion locks (see :class:`mtl_tf.tracking.promotion.AliasLock`)."""
+    from mtl_tf.tracking.promotion import is_lock
+
     models, token = [], None
     while True:
         page = client.search_registered_models(max_results=100, page_token=token)
-        models.extend(page)
+        models.extend(model for model in page if not is_lock(model.name))
         token = page.token
         if not token:
             return models

@@ -14,9 +14,15 @@ A run that starts over (no resume) removes the earlier run's files from the fold
 a fingerprint of its model (:mod:`mtl_tf.training.fingerprint`); a resumed run checks it, so
 checkpoints of another model configuration are refused in one line.
 
-Every worker of a cluster calls :meth:`Checkpoints.save` (TensorFlow's rule for distributed
-saving); workers other than the chief write to a private folder they delete at once, so the
-shared folder holds the chief's files only.
+Inside an epoch, :meth:`Checkpoints.save_step` writes a step checkpoint to ``steps/`` (the
+Trainer's ``checkpoint_every_steps``): the same state plus the steps done in the epoch under
+way. It never commits anything: a resume takes it only when it belongs to the epoch after the
+last committed one (:meth:`Checkpoints.restore_latest`), and the Trainer then reads the data
+up to where it was, so a run killed mid-epoch loses at most the steps since that mark.
+
+Every worker of a cluster calls :meth:`Checkpoints.save` and :meth:`Checkpoints.save_step`
+(TensorFlow's rule for distributed saving); workers other than the chief write to a private
+folder they delete at once, so the shared folder holds the chief's files only.
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ from mtl_tf.training.history import History
 from mtl_tf.training.strategy import is_chief, worker_id
 
 HISTORY_FILE = "history.json"
+STEPS_DIR = "steps"
+# The key of the epochs-done counter (the object saved as ``epoch``) in a checkpoint file.
+EPOCH_KEY = "epoch/.ATTRIBUTES/VARIABLE_VALUE"
 # Errors TensorFlow raises when a checkpoint does not fit the objects it is restored into.
 RESTORE_ERRORS = (AssertionError, ValueError, tf.errors.OpError)
 
@@ -52,16 +61,23 @@ class Checkpoints:
         configuration: a JSON-able description of the model configuration (architecture,
             trunk, tower, tasks, features), kept in the fingerprint and named when a resume
             is refused.
-        objects: the trackables to save (model, optimizer, counters, method states).
+        epoch_step: the variable counting the steps done in the epoch under way, saved in
+            step checkpoints only (so epoch checkpoints keep their layout); None: no step
+            checkpoints.
+        objects: the trackables to save (model, optimizer, counters, method states); the
+            epochs-done counter is the one named ``epoch``.
     """
 
     def __init__(self, directory: str, strategy: tf.distribute.Strategy, max_to_keep: int = 3,
-                 configuration: Mapping[str, Any] | None = None, **objects):
+                 configuration: Mapping[str, Any] | None = None, epoch_step: tf.Variable | None = None,
+                 **objects):
         self.directory = os.fspath(directory)
         self.configuration = configuration
         self.objects = objects
         self.max_to_keep = max_to_keep
         self.checkpoint = tf.train.Checkpoint(**objects)
+        self.epoch_step = epoch_step
+        self.step_checkpoint = None if epoch_step is None else tf.train.Checkpoint(**objects, epoch_step=epoch_step)
         self.chief = is_chief(strategy)
         self._scratch = os.path.join(self.directory, f".scratch-{worker_id(strategy)}")
         self._open_managers()
@@ -72,10 +88,16 @@ class Checkpoints:
                 self.checkpoint, self.directory, max_to_keep=self.max_to_keep, checkpoint_name="ckpt")
             self.best_manager = tf.train.CheckpointManager(
                 self.checkpoint, self.best_directory, max_to_keep=2, checkpoint_name="best")
+            self.step_manager = None if self.step_checkpoint is None else tf.train.CheckpointManager(
+                self.step_checkpoint, self.steps_directory, max_to_keep=1, checkpoint_name="step")
 
     @property
     def best_directory(self) -> str:
         return os.path.join(self.directory, "best")
+
+    @property
+    def steps_directory(self) -> str:
+        return os.path.join(self.directory, STEPS_DIR)
 
     @property
     def history_path(self) -> Path:
@@ -102,7 +124,8 @@ class Checkpoints:
             return
         folder = Path(self.directory)
         for pattern in ("ckpt-*.index", "ckpt-*.data-*", "checkpoint", HISTORY_FILE, FINGERPRINT_FILE,
-                        "best/best-*.index", "best/best-*.data-*", "best/checkpoint"):
+                        "best/best-*.index", "best/best-*.data-*", "best/checkpoint",
+                        f"{STEPS_DIR}/step-*.index", f"{STEPS_DIR}/step-*.data-*", f"{STEPS_DIR}/checkpoint"):
             for path in folder.glob(pattern):
                 path.unlink()
         self._open_managers()
@@ -135,22 +158,56 @@ class Checkpoints:
         self._scratch_write()
         return None
 
-    def _scratch_write(self) -> None:
-        self.checkpoint.write(os.path.join(self._scratch, "ckpt"))
+    def save_step(self, number: int) -> str | None:
+        """Writes a step checkpoint (the state and ``epoch_step``) numbered ``number``, replacing
+        the previous one; returns its path on the chief."""
+        if self.step_checkpoint is None:
+            raise ValueError("these checkpoints were opened without epoch_step; step checkpoints need it")
+        if self.chief:
+            return self.step_manager.save(checkpoint_number=number)
+        self._scratch_write(self.step_checkpoint)
+        return None
+
+    def _scratch_write(self, checkpoint: tf.train.Checkpoint | None = None) -> None:
+        (checkpoint or self.checkpoint).write(os.path.join(self._scratch, "ckpt"))
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     # --- reading ------------------------------------------------------------------------
     def restore_latest(self) -> str | None:
         """Restores every saved object from the newest checkpoint; returns its path or None.
 
+        The newest is the step checkpoint when it was written in the epoch after the last
+        committed one (``epoch_step`` then holds its steps done in that epoch), else the last
+        epoch checkpoint (``epoch_step`` is set to 0).
+
         Raises:
             IncompatibleCheckpoint: the folder was written by another model configuration.
         """
         path = self.latest
-        if path:
+        step_path = self.current_step_checkpoint()
+        if self.epoch_step is not None:
+            self.epoch_step.assign(0)
+        if step_path or path:
             check_fingerprint(self.directory, self.fingerprint())
+        if step_path:
+            self._restore(self.step_checkpoint, step_path, match_all=True)
+            return step_path
+        if path:
             self._restore(self.checkpoint, path, match_all=True)
         return path
+
+    def current_step_checkpoint(self) -> str | None:
+        """The newest step checkpoint if it was written after the last committed epoch, else None."""
+        if self.step_checkpoint is None:
+            return None
+        path = tf.train.latest_checkpoint(self.steps_directory)
+        if path is None:
+            return None
+        try:
+            written_after = int(tf.train.load_checkpoint(path).get_tensor(EPOCH_KEY))
+        except (tf.errors.OpError, ValueError):
+            return None  # not ours, or unreadable: the epoch checkpoint stands
+        return path if written_after == epochs_checkpointed(self.directory) else None
 
     def read_history(self, done: int) -> History:
         """The saved history up to epoch ``done`` (later epochs were never committed)."""

@@ -8,6 +8,10 @@ from typing import Callable
 
 import tensorflow as tf
 
+# The most batches one call of the compiled skip loop reads (a resumed run reading its data
+# up to the checkpoint).
+SKIP_CHUNK = 1000
+
 
 class Feed:
     """A distributed dataset's current iterator and how many batches it has left.
@@ -24,6 +28,14 @@ class Feed:
     def restart(self) -> None:
         self.iterator = iter(self.dataset)
         self.left, self.fresh = self.count, True
+
+    def skip_passes(self, passes: int) -> None:
+        """Starts ``passes`` passes and drops them unread: each start draws the pass's shuffle
+        seed (``rerandomize_each_iteration``, ``reshuffle_each_iteration``), so the next pass
+        is shuffled as the pass after them is in a run that read them."""
+        for _ in range(passes):
+            self.iterator = iter(self.dataset)
+        self.iterator, self.left, self.fresh = None, 0, False
 
 
 def compile_loop(step: Callable) -> Callable:
@@ -52,6 +64,30 @@ def compile_loop(step: Callable) -> Callable:
     return loop
 
 
+def compile_skip() -> Callable:
+    """A ``skip(iterator, count)`` that reads and drops ``count`` batches inside a compiled function."""
+
+    @tf.function
+    def skip(iterator, count):
+        for _ in tf.range(count):
+            next(iterator)
+
+    def loop(iterator, count: int) -> None:
+        skip(iterator, tf.constant(count, tf.int64))
+
+    return loop
+
+
+def skip_next(feed: Feed) -> bool:
+    """Reads one batch in Python and drops it; False at the end of the data."""
+    try:
+        next(feed.iterator)
+    except (StopIteration, tf.errors.OutOfRangeError):
+        return False
+    feed.fresh = False
+    return True
+
+
 def cardinality(ds: tf.data.Dataset) -> int | None:
     count = int(ds.cardinality().numpy())
     return count if count > 0 else None
@@ -61,13 +97,17 @@ def known_batches(strategy: tf.distribute.Strategy, ds: tf.data.Dataset) -> floa
     """Batches in ``ds`` when the compiled function may read them itself (``math.inf``
     for a dataset that repeats forever); None when they must be read in Python.
 
-    Several workers read the Python way: each reads its own shard of the files, and a
-    worker's shard need not hold the dataset's count of batches.
+    Several workers read finite data the Python way: each reads its own shard of the files,
+    and a worker's shard need not hold the dataset's count of batches. Data that repeats
+    forever never runs out on any worker, so they read it inside the compiled function too.
     """
-    if getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)():
-        return None
-    if int(ds.cardinality().numpy()) == tf.data.INFINITE_CARDINALITY:
+    from mtl_tf.training.strategy import in_cluster
+
+    infinite = int(ds.cardinality().numpy()) == tf.data.INFINITE_CARDINALITY
+    if infinite:
         return math.inf
+    if in_cluster(strategy):
+        return None
     return cardinality(ds)
 
 

@@ -57,9 +57,11 @@ class Progress:
         if self.enabled:
             self._print(summary_line(logs, self.epochs, undefined))
 
-    def resumed(self, path: str, done: int) -> None:
+    def resumed(self, path: str, done: int, steps: int = 0) -> None:
+        """Says where a resumed run starts: after epoch ``done`` (and ``steps`` steps of the next)."""
         if self.enabled:
-            self._print(f"Resuming from {path} after epoch {done}")
+            within = f" and {steps} steps of epoch {done + 1}" if steps else ""
+            self._print(f"Resuming from {path} after epoch {done}{within}")
 
     def _print(self, line: str) -> None:
         print(line, file=sys.stdout, flush=True)

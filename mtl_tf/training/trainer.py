@@ -31,7 +31,8 @@ from mtl_tf.training.arguments import (check_model, check_outputs, check_tasks, 
 from mtl_tf.training.checkpointing import HISTORY_FILE, Checkpoints
 from mtl_tf.training.diverged import TrainingDiverged
 from mtl_tf.training.early_stopping import EarlyStopping
-from mtl_tf.training.feed import Feed, cardinality, compile_loop, known_batches, run_steps, step_on_next
+from mtl_tf.training.feed import (SKIP_CHUNK, Feed, cardinality, compile_loop, compile_skip, known_batches,
+                                  run_steps, skip_next, step_on_next)
 from mtl_tf.training.history import History
 from mtl_tf.training.losses import per_example_losses, unpack_batch
 from mtl_tf.training.model_split import ModelSplit
@@ -105,13 +106,26 @@ class Trainer:
         steps_per_execution: steps run per call of the compiled function when the number of
             batches is known (see below): an integer >= 1, or ``"auto"`` for the progress
             bar's update interval (1/50 of an epoch). It changes speed only, not results.
+        checkpoint_every_steps: also write a step checkpoint every N steps of an epoch
+            (counted from the epoch's start), so a run killed mid-epoch resumes from its last
+            N-step mark rather than from the epoch's start (needs ``checkpoint_dir``).
 
     Reading the data: when the dataset knows its number of batches (``cardinality()``, for
     in-memory data and files read with a known count) or is infinite with
     ``steps_per_epoch`` set, the compiled function reads the batches itself, up to
     ``steps_per_execution`` of them per call, and is never called past the end of the data.
-    Otherwise (unknown length, or several workers, whose shards may hold different numbers
-    of batches) each batch is read in Python and handed to the compiled step.
+    Otherwise (unknown length, or several workers reading finite data, whose shards may hold
+    different numbers of batches) each batch is read in Python and handed to the compiled
+    step. Several workers reading data that repeats forever (``steps_per_epoch``, mixed
+    datasets) take the compiled path too: no worker can run out.
+
+    Resuming: the newest checkpoint is restored (a step checkpoint when one was written in
+    the epoch after the last committed one), then the data is read up to where that
+    checkpoint was: each pass already made is started again (so its shuffle seed is drawn
+    again, as in the uninterrupted run) and the batches already trained on in the current
+    pass are read and dropped. So with deterministic data a resumed run sees the batches an
+    uninterrupted one sees, and ends with its weights. The training loss and metrics of the
+    epoch a run resumed in average the steps after the restart only.
     """
 
     def __init__(self, model_fn: Callable[[], keras.Model], tasks: Sequence,
@@ -123,12 +137,18 @@ class Trainer:
                  train_metrics: bool = False, jit_compile: bool | str = "auto", max_to_keep: int = 3,
                  task_optimizer: str | Mapping[str, Any] | keras.optimizers.Optimizer | None = None,
                  task_sizes: Mapping[str, int] | None = None, steps_per_execution: int | str = "auto",
-                 configuration: Mapping[str, Any] | None = None, mixed_precision: str | None = None):
+                 configuration: Mapping[str, Any] | None = None, mixed_precision: str | None = None,
+                 checkpoint_every_steps: int | None = None):
         self.tasks = check_tasks(tasks)
         self.epochs = positive_int("epochs", epochs)
         self.steps_per_epoch = None if steps_per_epoch is None else positive_int("steps_per_epoch", steps_per_epoch)
         self.verbose = int(verbose)
         self.steps_per_execution = steps_per_execution_option(steps_per_execution)
+        self.checkpoint_every_steps = (None if checkpoint_every_steps is None
+                                       else positive_int("checkpoint_every_steps", checkpoint_every_steps))
+        if self.checkpoint_every_steps is not None and checkpoint_dir is None:
+            raise ValueError(f"checkpoint_every_steps={self.checkpoint_every_steps} needs a checkpoint_dir to write "
+                             "to; received checkpoint_dir=None")
         self.strategy = strategy or tf.distribute.get_strategy()
         self.progress = Progress(self.epochs, self.verbose, chief=is_chief(self.strategy))
         self.checkpoint_dir = None if checkpoint_dir is None else os.fspath(checkpoint_dir)
@@ -149,6 +169,7 @@ class Trainer:
             self.val_trackers = TaskMetrics(self.tasks)
             self.early_stopping = EarlyStopping(self.tasks, patience, min_delta)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
+            self.epoch_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_steps_done")
             self._nonfinite = tf.Variable(tf.zeros([len(self.tasks)]), trainable=False, name="nonfinite")
             self._first_nonfinite = tf.Variable(-1, dtype=tf.int64, trainable=False, name="first_nonfinite")
             self.step = TrainStep(self._model, self.tasks, self.split, self.weighting, self.aggregator,
@@ -160,7 +181,8 @@ class Trainer:
             raise ValueError(f"jit_compile=True with mixed_precision={self.mixed_precision!r}: XLA on a CPU refuses "
                              "half-precision gradients ('mixed precision is disallowed'); on a CPU use one or the other")
         self.checkpoints = None if self.checkpoint_dir is None else Checkpoints(
-            self.checkpoint_dir, self.strategy, max_to_keep, configuration, model=self._model, optimizer=self.optimizer,
+            self.checkpoint_dir, self.strategy, max_to_keep, configuration, epoch_step=self.epoch_step,
+            model=self._model, optimizer=self.optimizer,
             epoch=self.epoch, weighting=self.weighting, aggregator=self.aggregator, sampler=self.sampler,
             early_stopping=self.early_stopping,
             **({} if self.task_optimizer is None else {"task_optimizer": self.task_optimizer}))
@@ -171,6 +193,7 @@ class Trainer:
                                              self.jit_compile and all(t.metrics_support_jit for t in self.tasks))
         self._train_loop = compile_loop(self._train_step)
         self._eval_loop = compile_loop(self._eval_step)
+        self._skip_loop = compile_skip()
 
     @property
     def model(self) -> keras.Model:
@@ -179,7 +202,8 @@ class Trainer:
 
     # --- public API ---------------------------------------------------------------------
     def fit(self, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset | None = None, resume: bool = False,
-            on_epoch_end: EpochCallback | None = None, expected_steps: int | None = None) -> History:
+            on_epoch_end: EpochCallback | None = None, expected_steps: int | None = None,
+            replay: bool = True) -> History:
         """Trains up to ``epochs``, validating after each epoch.
 
         Args:
@@ -187,10 +211,13 @@ class Trainer:
             val_ds: batched validation data; needed for early stopping.
             resume: continue from the newest checkpoint in ``checkpoint_dir`` (from scratch
                 when there is none). With deterministic data the run ends as an uninterrupted
-                one would.
+                one would (see the class docstring).
             on_epoch_end: called as ``on_epoch_end(epoch, logs)`` after each epoch (1-based).
             expected_steps: steps per epoch for the progress bar when the dataset cannot
                 tell (files of unknown length); later epochs use the count of the first.
+            replay: on resume, read ``train_ds`` up to where the checkpoint was; False when
+                ``train_ds`` already starts there (only the steps done in the epoch under way
+                are then skipped).
 
         Returns:
             The :class:`History`.
@@ -212,8 +239,16 @@ class Trainer:
         val_count = None if val_ds is None else known_batches(self.strategy, val_ds)
         steps = self.steps_per_epoch or cardinality(train_ds)
         progress_steps = steps or expected_steps
+        start = int(self.epoch_step.numpy())
+        if resume:
+            self._replay(feed, int(self.epoch.numpy()), start, replay)
+        if resume and self.early_stopping.should_stop:
+            history.stopped_reason = "early_stopping"  # the run had stopped: nothing to train
+            self._finish(history)
+            return history
         for epoch in range(int(self.epoch.numpy()) + 1, self.epochs + 1):
-            logs = self._train_epoch(epoch, feed, steps, progress_steps)
+            logs = self._train_epoch(epoch, feed, steps, progress_steps, start)
+            start = 0
             self.weighting.on_epoch_end()
             progress_steps = steps or logs["steps"]
             if val is not None:
@@ -278,47 +313,96 @@ class Trainer:
         return unpack_batch(batch, self.tasks)
 
     # --- epochs ---------------------------------------------------------------------------
-    def _train_epoch(self, epoch, feed, steps, progress_steps):
-        """One epoch of training; returns its logs (``feed`` reads on with steps_per_epoch)."""
+    def _train_epoch(self, epoch, feed, steps, progress_steps, start=0):
+        """One epoch of training from step ``start`` (a resumed epoch: the feed is already
+        there); returns its logs (``feed`` reads on with steps_per_epoch)."""
         self.train_trackers.reset()
-        if feed.iterator is None or self.steps_per_epoch is None:
+        if start == 0 and (feed.iterator is None or self.steps_per_epoch is None):
             feed.restart()
         self.progress.start_epoch(epoch, progress_steps)
         every = max(1, (progress_steps or 1000) // 50)
-        start_step = int(self.optimizer.iterations.numpy())
-        started, step = time.perf_counter(), 0
-        for done in self._train_calls(feed, steps):
+        start_step = int(self.optimizer.iterations.numpy()) - start
+        started, step = time.perf_counter(), start
+        for done in self._train_calls(feed, steps, start):
             if done // every > step // every:
                 self._check_finite(epoch, start_step)
                 if done != progress_steps:
                     self.progress.update(done, self._training_loss)
+            if self._step_checkpoint_due(done, steps):
+                self._check_finite(epoch, start_step)
+                self.epoch_step.assign(done)
+                self.checkpoints.save_step(int(self.optimizer.iterations.numpy()))
             step = done
         self._check_finite(epoch, start_step)
         elapsed = time.perf_counter() - started
         if step == 0:
             raise ValueError("the training dataset yielded no batch; check that it is not empty")
+        self.epoch_step.assign(0)
         self.progress.update(step, self._training_loss, finalize=True)
-        return self._train_logs(epoch, step, elapsed)
+        return self._train_logs(epoch, step, elapsed, step - start)
+
+    def _step_checkpoint_due(self, done, steps):
+        every = self.checkpoint_every_steps
+        return every is not None and done % every == 0 and done != steps
+
+    def _replay(self, feed, epochs_done, start, replay):
+        """Reads the data up to where the restored checkpoint was: ``epochs_done`` epochs and
+        ``start`` steps of the next, starting every pass again as training did (see the
+        class docstring); with ``replay`` False only the ``start`` steps."""
+        if not replay:
+            if start:
+                feed.restart()
+                self._skip(feed, start)
+            return
+        if self.steps_per_epoch is None:
+            feed.skip_passes(epochs_done)
+            if start:
+                feed.restart()
+                self._skip(feed, start)
+            return
+        self._skip(feed, epochs_done * self.steps_per_epoch + start, across_passes=True)
+
+    def _skip(self, feed, batches, across_passes=False):
+        """Reads and drops ``batches`` batches, starting a new pass when one runs out (with
+        ``across_passes``, as training with steps_per_epoch does)."""
+        left = batches
+        while left > 0:
+            if feed.iterator is None or (feed.count is not None and feed.left == 0):
+                feed.restart()
+            if feed.count is None:
+                if skip_next(feed):
+                    left -= 1
+                    continue
+                if not across_passes or feed.fresh:
+                    return
+                feed.restart()
+                continue
+            count = int(min(left, feed.left, SKIP_CHUNK))
+            run_steps(self._skip_loop, feed, count)
+            left -= count
 
     def _training_loss(self) -> float:
         return float(self.train_trackers.total.result())
 
-    def _train_calls(self, feed, steps):
-        """Runs the epoch's steps; yields the steps done after each call."""
+    def _train_calls(self, feed, steps, start=0):
+        """Runs the epoch's steps from ``start``; yields the steps done after each call (a call
+        ends at every multiple of checkpoint_every_steps)."""
         if feed.count is None:
-            yield from self._train_read_in_python(feed)
+            yield from self._train_read_in_python(feed, start)
             return
-        done = 0
+        done = start
         while done < steps:
             if feed.left == 0:
                 feed.restart()
             count = int(min(self._chunk(steps), steps - done, feed.left))
+            if self.checkpoint_every_steps is not None:
+                count = min(count, self.checkpoint_every_steps - done % self.checkpoint_every_steps)
             run_steps(self._train_loop, feed, count)
             done += count
             yield done
 
-    def _train_read_in_python(self, feed):
-        step = 0
+    def _train_read_in_python(self, feed, start=0):
+        step = start
         while self.steps_per_epoch is None or step < self.steps_per_epoch:
             if not step_on_next(self._train_step, feed):
                 if self.steps_per_epoch is None or feed.fresh:
@@ -328,7 +412,9 @@ class Trainer:
             step += 1
             yield step
 
-    def _train_logs(self, epoch, steps, elapsed):
+    def _train_logs(self, epoch, steps, elapsed, run=None):
+        """The epoch's training logs: ``steps`` in the epoch, ``run`` of them in this process."""
+        run = steps if run is None else run
         logs: dict[str, float] = {"epoch": epoch}
         for task, values in self.train_trackers.task_results().items():
             logs.update({f"{task}/{name}": value for name, value in values.items()})
@@ -336,7 +422,7 @@ class Trainer:
         logs["loss"] = float(self.train_trackers.total.result())
         logs["steps"] = steps
         logs["epoch_time_s"] = elapsed
-        logs["steps_per_s"] = steps / elapsed if elapsed > 0 else float("nan")
+        logs["steps_per_s"] = run / elapsed if elapsed > 0 else float("nan")
         return logs
 
     def _run_eval(self, dataset, count):
@@ -401,7 +487,7 @@ class Trainer:
         best_epoch, _ = self.early_stopping.best
         if best_epoch is not None:
             self._best_weights = self.checkpoints.model_weights_of(best_epoch)
-        self.progress.resumed(path, done)
+        self.progress.resumed(path, done, int(self.epoch_step.numpy()))
         return self.checkpoints.read_history(done)
 
     # --- divergence -----------------------------------------------------------------------

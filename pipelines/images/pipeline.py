@@ -79,7 +79,7 @@ def build_pipeline(pipeline, recipe: Recipe, reader, out_dir: str, max_pixels: i
     from pipelines.images.statistics import ImageSummaryFn
     from pipelines.images.transforms import ConvertItemsFn, ReadItemsFn, WriteCountsFn
     from pipelines.transforms import (EXAMPLES, REJECTS, REJECTS_FILE, SUMMARIES, SUMMARY_FILE, ShardExamples,
-                                      WriteFiles, example_files)
+                                      SplitTagged, WriteFiles, example_files)
 
     shards = recipe.data.shards
     names = [name for split in recipe.data.split_names() for name in example_files(split, shards)]
@@ -93,8 +93,9 @@ def build_pipeline(pipeline, recipe: Recipe, reader, out_dir: str, max_pixels: i
             | "CountRead" >> beam.Map(len)
             | "SumRead" >> beam.CombineGlobally(sum)
             | "ReadJson" >> beam.Map(lambda n: (READ_FILE, [json.dumps({"items_in": n})])))
-    converted = items | "ConvertItems" >> beam.ParDo(ConvertItemsFn(recipe, max_pixels)).with_outputs(
-        REJECTS, SUMMARIES, main=EXAMPLES)
+    converted = (items
+                 | "ConvertItems" >> beam.ParDo(ConvertItemsFn(recipe, max_pixels))
+                 | "SplitConverted" >> SplitTagged([EXAMPLES, REJECTS, SUMMARIES]))
     examples = converted[EXAMPLES] | "Shard" >> ShardExamples(shards)
     rejects = converted[REJECTS] | "RejectLines" >> beam.Map(lambda reject: (REJECTS_FILE, [json.dumps(reject)]))
     image = recipe.data.image_feature
@@ -129,9 +130,7 @@ def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = Non
             (``dataset.json`` is still written, to inspect).
         RuntimeError: the counts disagree: items read != examples written + items rejected.
     """
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-
+    from pipelines.engine import pipeline_options, run_pipeline
     from pipelines.images.convert import ItemConverter
     from pipelines.images.sources import image_source
     from pipelines.splits import check_split_files
@@ -146,11 +145,8 @@ def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = Non
     for name in (READ_FILE, COUNTS_FILE):
         (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    args = list(beam_args)
-    if not any(arg.startswith("--runner") for arg in args):
-        args.append("--runner=DirectRunner")
-    with beam.Pipeline(options=PipelineOptions(args)) as pipeline:
-        build_pipeline(pipeline, recipe, reader, str(out), max_pixels)
+    run_pipeline(pipeline_options(beam_args),
+                 lambda pipeline: build_pipeline(pipeline, recipe, reader, str(out), max_pixels))
     remove_temp_dirs(out)
     summary = json.loads((out / SUMMARY_FILE).read_text())
     items_in = json.loads((out / READ_FILE).read_text())["items_in"]

@@ -15,8 +15,7 @@ from apache_beam.metrics import Metrics
 
 from mtl_tf.recipe.schema import Recipe
 from pipelines.images.convert import ItemConverter
-from pipelines.transforms import NAMESPACE, REJECTS, SUMMARIES
-
+from pipelines.transforms import EXAMPLES, NAMESPACE, REJECTS, SUMMARIES
 
 
 class ReadItemsFn(beam.DoFn):
@@ -39,8 +38,9 @@ class ReadItemsFn(beam.DoFn):
 
 
 class ConvertItemsFn(beam.DoFn):
-    """A list of items -> ``(split, [serialized])`` per split with examples, the reject dicts
-    on ``rejects`` and one partial summary on ``summaries``.
+    """A list of items -> ``("examples", (split, [serialized]))`` per split with examples,
+    ``("rejects", reject dict)`` per bad item and one ``("summaries", partial summary)``: one
+    output of tagged pairs (see :class:`pipelines.transforms.SplitTagged`).
 
     Args:
         recipe: the recipe.
@@ -60,12 +60,12 @@ class ConvertItemsFn(beam.DoFn):
         for split, examples in batch.examples.items():
             if examples:
                 self.written.inc(len(examples))
-                yield split, examples
+                yield EXAMPLES, (split, examples)
         for reject in batch.rejects:
             self.rejected.inc()
             Metrics.counter(NAMESPACE, f"items_rejected_{reject['kind']}").inc()
-            yield beam.pvalue.TaggedOutput(REJECTS, reject)
-        yield beam.pvalue.TaggedOutput(SUMMARIES, batch.summary)
+            yield REJECTS, reject
+        yield SUMMARIES, batch.summary
 
 
 class WriteCountsFn(beam.DoFn):

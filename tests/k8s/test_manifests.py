@@ -137,7 +137,7 @@ def test_postgres_keeps_its_data_on_a_claim_and_its_password_in_a_secret(rendere
     assert headless["spec"]["clusterIP"] == "None" and database["spec"]["serviceName"] == "mlflow-postgres"
     mlflow = deployment(objects, "mlflow")["spec"]["template"]["spec"]["containers"][0]
     assert any(a.startswith("--artifacts-destination=") for a in mlflow["args"])
-    assert "--backend-store-uri=postgresql://mlflow:$(POSTGRES_PASSWORD)@mlflow-postgres:5432/mlflow" in mlflow["args"]
+    assert "--backend-store-uri=postgresql+psycopg2://mlflow:$(POSTGRES_PASSWORD)@mlflow-postgres:5432/mlflow" in mlflow["args"]
 
 
 def broken_copy(tmp_path, path, edit):

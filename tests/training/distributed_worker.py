@@ -1,6 +1,6 @@
 """Trains the toy model under one strategy and saves the final weights (run as a script).
 
-Usage: python distributed_worker.py MODE OUT.npz [CHECKPOINT_DIR]
+Usage: python distributed_worker.py MODE OUT.npz [CHECKPOINT_DIR [DATASETS_DIR]]
   single       the default strategy, once per method in METHODS
   mirrored     MirroredStrategy over two logical CPU devices, then the default strategy
                (saved as "mirrored_<method>_*" and "default_<method>_*"); the mirrored
@@ -8,6 +8,9 @@ Usage: python distributed_worker.py MODE OUT.npz [CHECKPOINT_DIR]
                others one
   multi_worker MultiWorkerMirroredStrategy over the cluster in TF_CONFIG, once per method
                (the checkpoint folder is used by the first method only)
+With DATASETS_DIR (two tiny datasets, "main" and "side", made by the test), single and
+multi_worker also train on batches mixed from both (round robin, an endless mix, 3 steps
+per call of the compiled function), saved as "mixed_*".
 Arrays are saved as "<method>_<i>" (weights) and "<method>_val_auc".
 """
 
@@ -15,6 +18,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -37,13 +41,51 @@ def train(strategy, gradient="sum", checkpoint_dir=None, steps_per_execution="au
     return trainer.model.get_weights(), history.epochs[-1]
 
 
+def train_mixed(strategy, datasets_dir):
+    """Two datasets with different tasks mixed round robin (mtl_tf.data.mixing), as `mtl run`
+    trains a recipe with `datasets`: an endless mix, steps_per_epoch, several steps per call."""
+    from pathlib import Path
+
+    from mtl_tf.data.collection import DatasetCollection
+    from mtl_tf.data.mixing import mixed_split, mixed_train
+    from mtl_tf.data.spec import DatasetSpec
+    from mtl_tf.models import build_model
+    from mtl_tf.recipe.loader import parse_recipe
+    from mtl_tf.tasks import build_tasks
+    from mtl_tf.training import Trainer
+
+    root = Path(datasets_dir)
+    collection = DatasetCollection({"data": DatasetSpec.read(root / "main" / "dataset"),
+                                    "side": DatasetSpec.read(root / "side" / "dataset")})
+    recipe = parse_recipe(mixed_recipe(str(root / "main" / "dataset")), check=False)
+    tasks = build_tasks(recipe.tasks, collection.combined)
+    mix = mixed_train(collection, tasks, GLOBAL_BATCH // 2, "round_robin", epochs=2, seed=0)
+    trainer = Trainer(lambda: build_model(recipe, collection.combined, tasks), tasks,
+                      {"name": "adam", "learning_rate": 0.02}, strategy=strategy, epochs=2,
+                      steps_per_epoch=mix.steps_per_epoch, steps_per_execution=3, verbose=0)
+    history = trainer.fit(mix.dataset, mixed_split(collection, "test", tasks, GLOBAL_BATCH // 2))
+    logs = dict(history.epochs[-1])
+    logs["a/val_auc"] = logs["fraud/val_auc"]
+    return trainer.model.get_weights(), logs
+
+
+def mixed_recipe(main_dir):
+    from tests.helpers.tiny_dataset import tiny_recipe
+    from mtl_tf.data.spec import DatasetSpec
+
+    raw = tiny_recipe(DatasetSpec.read(main_dir))
+    raw["tasks"].append({"name": "side_fraud", "type": "binary", "label": "is_fraud"})
+    return raw
+
+
 def save_run(arrays, prefix, weights, logs):
     arrays.update({f"{prefix}_{i}": w for i, w in enumerate(weights)})
     arrays[f"{prefix}_val_auc"] = np.array([logs["a/val_auc"]])
 
 
-def main(mode, out, checkpoint_dir=None):
+def main(mode, out, checkpoint_dir=None, datasets_dir=None):
     arrays = {}
+    checkpoint_dir = checkpoint_dir or None
     if mode == "mirrored":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -59,9 +101,13 @@ def main(mode, out, checkpoint_dir=None):
         strategy = make_strategy("multi_worker")
         for i, (label, gradient) in enumerate(METHODS.items()):
             save_run(arrays, label, *train(strategy, gradient, checkpoint_dir if i == 0 else None))
+        if datasets_dir:
+            save_run(arrays, "mixed", *train_mixed(strategy, datasets_dir))
     else:
         for label, gradient in METHODS.items():
             save_run(arrays, label, *train(None, gradient))
+        if datasets_dir:
+            save_run(arrays, "mixed", *train_mixed(None, datasets_dir))
     np.savez(out, **arrays)
 
 

@@ -60,10 +60,25 @@ def test_mirrored_over_two_devices_equals_the_default_strategy(tmp_path):
         assert data[f"mirrored_{method}_val_auc"][0] == pytest.approx(data[f"default_{method}_val_auc"][0], abs=1e-4)
 
 
+def _two_datasets(root):
+    """The tiny main dataset (tasks fraud, default_risk) and a side one whose only task is side_fraud."""
+    from mtl_tf.data.spec import TaskSpec
+    from tests.helpers.tiny_dataset import make_tiny_dataset
+
+    make_tiny_dataset(root / "main", rows=64, seed=0)
+    side = make_tiny_dataset(root / "side", rows=32, seed=1)
+    task = TaskSpec(name="side_fraud", type="binary", label_key="is_fraud", dtype="float32",
+                    labelled={"train": 24, "test": 8})
+    side.model_copy(update={"tasks": [task]}).write(root / "side" / "dataset")
+    return root
+
+
 @pytest.mark.slow
 def test_two_workers_end_identical_and_equal_to_one_process(tmp_path):
+    """Also for two datasets mixed round robin, read inside the compiled loop 3 steps a call."""
+    datasets = str(_two_datasets(tmp_path / "datasets"))
     single = tmp_path / "single.npz"
-    _run(["single", str(single)], _env())
+    _run(["single", str(single), "", datasets], _env())
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     ckpt = tmp_path / "ckpt"
     procs = []
@@ -71,7 +86,7 @@ def test_two_workers_end_identical_and_equal_to_one_process(tmp_path):
         for index in range(2):
             config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
             procs.append(subprocess.Popen(
-                [sys.executable, str(SCRIPT), "multi_worker", str(tmp_path / f"w{index}.npz"), str(ckpt)],
+                [sys.executable, str(SCRIPT), "multi_worker", str(tmp_path / f"w{index}.npz"), str(ckpt), datasets],
                 env=_env(TF_CONFIG=json.dumps(config)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 text=True))
         for proc in procs:
@@ -82,7 +97,7 @@ def test_two_workers_end_identical_and_equal_to_one_process(tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    for method in ("ew", "pcgrad", "mgda", "mgda_ub"):
+    for method in ("ew", "pcgrad", "mgda", "mgda_ub", "mixed"):
         w0, w1 = _weights(tmp_path / "w0.npz", f"{method}_"), _weights(tmp_path / "w1.npz", f"{method}_")
         reference = _weights(single, f"{method}_")
         assert len(w0) == len(reference) > 0
