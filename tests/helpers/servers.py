@@ -9,6 +9,7 @@ then in ``/usr/lib/postgresql/<version>/bin``; when they are missing the tests f
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
@@ -35,20 +36,53 @@ def free_port() -> int:
 
 
 def postgres_bin() -> Path:
-    """The folder holding ``initdb``, ``pg_ctl`` and ``postgres``.
+    """The folder holding ``initdb``, ``pg_ctl`` and ``postgres``: on PATH, in
+    ``/usr/lib/postgresql/<version>/bin``, else the build the ``pgserver`` wheel carries (a dev
+    dependency, so a clean machine has one).
 
     Raises:
-        RuntimeError: they are not installed (PATH, /usr/lib/postgresql/*/bin).
+        RuntimeError: none of them is there.
     """
     found = shutil.which("pg_ctl")
     candidates = ([Path(found).parent] if found else []) + sorted(
         (Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")), key=lambda p: _version(p.parent.name), reverse=True)
+    candidates += _wheel_bin()
     for folder in candidates:
         if all((folder / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
             return folder
-    raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl, postgres) are not installed: not on PATH nor in "
-                       "/usr/lib/postgresql/*/bin; install them (Debian: apt-get install postgresql) to run the "
-                       "tracking-server tests")
+    raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl, postgres) are not installed: not on PATH, nor in "
+                       "/usr/lib/postgresql/*/bin, nor in the pgserver package (pip install -e '.[dev]'); install "
+                       "them (Debian: apt-get install postgresql) to run the tracking-server tests")
+
+
+def _wheel_bin() -> list[Path]:
+    """pgserver's ``pginstall/bin``. As root the cluster runs as another user, who may not reach
+    the virtual environment (a checkout under /root), so the installation is copied once to a
+    world-readable folder first."""
+    try:
+        import pgserver
+    except ImportError:
+        return []
+    install = Path(pgserver.__file__).parent / "pginstall"
+    if not (install / "bin").is_dir():
+        return []
+    if os.geteuid() != 0:
+        return [install / "bin"]
+    # The binaries find their libraries at $ORIGIN/../../../pgserver.libs: copy both, side by side.
+    copy = Path(tempfile.gettempdir()) / f"mtl-pgserver-{os.getpid()}"
+    if not copy.exists():
+        site = install.parent.parent
+        for part in ("pgserver/pginstall", "pgserver.libs"):
+            if (site / part).exists():
+                shutil.copytree(site / part, copy / part, symlinks=True)
+        atexit.register(shutil.rmtree, copy, True)
+        for folder, _, files in os.walk(copy):
+            os.chmod(folder, 0o755)
+            for name in files:
+                path = os.path.join(folder, name)
+                if not os.path.islink(path):
+                    os.chmod(path, os.stat(path).st_mode | 0o555)
+    return [copy / "pgserver" / "pginstall" / "bin"]
 
 
 def _version(name: str) -> float:
