@@ -68,3 +68,14 @@ def test_preprocess_says_which_runner_it_uses(workdir):  # noqa: F811
 def test_a_misspelt_runner_is_one_line_before_anything_runs(command):
     one_line_error(invoke(*command, RECIPE, "--runner=DataflowRuner"),
                    "unknown Beam runner 'DataflowRuner' (did you mean 'DataflowRunner'?)")
+
+
+@pytest.mark.parametrize("where", ["--out", "data.output_dir"])
+def test_a_url_output_folder_is_one_line_and_writes_nothing(workdir, where):  # noqa: F811
+    """The driver writes the output folder with local file calls: a URL used to become a local
+    folder named "gs:" with the whole dataset in it, while the command reported success."""
+    assert invoke("data", "synth", "fraud_signals", "--rows", 60, "--out", "data/fraud_signals/raw").exit_code == 0
+    target = ("--out", "gs://acme-data/fraud") if where == "--out" else ("--set", "data.output_dir=gs://acme-data/fraud")
+    one_line_error(invoke("data", "preprocess", small_recipe(workdir), *target),
+                   "output folder 'gs://acme-data/fraud' is a URL", "sources (data.source.path) may be URLs")
+    assert not (workdir / "gs:").exists()
