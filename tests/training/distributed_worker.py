@@ -100,7 +100,11 @@ def train_resumable(strategy, checkpoint_dir, resume=False):
     trainer = Trainer(lambda: build_model(tasks), tasks, {"name": "adam", "learning_rate": 0.02}, strategy=strategy,
                       epochs=RESUMABLE["epochs"], checkpoint_dir=checkpoint_dir, verbose=1,
                       checkpoint_every_steps=RESUMABLE["checkpoint_every_steps"])
-    train = shuffled_toy_dataset(RESUMABLE["rows"], batch_size=RESUMABLE["batch_size"])
+    # The tf.data autotuner off, as the reader runs: an autotuned iterator that ends can hold
+    # its worker for seconds while tf.data's tuning thread finishes its wait.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    train = shuffled_toy_dataset(RESUMABLE["rows"], batch_size=RESUMABLE["batch_size"]).with_options(options)
     pause = float(os.environ.get(PAUSE_ENV, "0"))
     if pause > 0:
         train = train.map(_paused(pause))
