@@ -79,3 +79,19 @@ def test_a_url_output_folder_is_one_line_and_writes_nothing(workdir, where):  # 
     one_line_error(invoke("data", "preprocess", small_recipe(workdir), *target),
                    "output folder 'gs://acme-data/fraud' is a URL", "sources (data.source.path) may be URLs")
     assert not (workdir / "gs:").exists()
+
+
+def test_a_job_server_jar_that_cannot_be_downloaded_is_one_line_naming_the_option(workdir):  # noqa: F811
+    """The Spark (and Flink) runner fetches its job-server jar before the job starts; offline,
+    or from a wrong URL, that was a RuntimeError traceback."""
+    import socket
+
+    assert invoke("data", "synth", "fraud_signals", "--rows", 60, "--out", "data/fraud_signals/raw").exit_code == 0
+    with socket.socket() as probe:  # a port nothing listens on: the download fails at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    jar = f"http://127.0.0.1:{port}/jars/beam-runners-spark-3-job-server-2.77.0.jar"
+    result = invoke("data", "preprocess", small_recipe(workdir), "--runner", "SparkRunner",
+                    "--spark_master_url=spark://127.0.0.1:7077", f"--spark_job_server_jar={jar}")
+    one_line_error(result, f"SparkRunner could not download its Beam job-server jar ({jar})",
+                   "pass --spark_job_server_jar /path/to/beam-runners-spark-3-job-server-2.77.0.jar")
