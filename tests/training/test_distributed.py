@@ -118,13 +118,16 @@ def _start_workers(args, ports, tmp_path, tag, extra_env=None):
     """Two worker processes of one cluster on 127.0.0.1; their stdout goes to files."""
     workers = [f"127.0.0.1:{port}" for port in ports]
     procs = []
-    for index in range(2):
-        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        out = open(tmp_path / f"{tag}-w{index}.log", "w")
-        procs.append(subprocess.Popen(
-            [sys.executable, str(SCRIPT), *args(index)], stdout=out, stderr=subprocess.STDOUT,
-            env=_env(TF_CONFIG=json.dumps(config), **(extra_env or {}))))
-        out.close()
+    try:
+        for index in range(2):
+            config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+            with open(tmp_path / f"{tag}-w{index}.log", "w") as out:
+                procs.append(subprocess.Popen(
+                    [sys.executable, str(SCRIPT), *args(index)], stdout=out, stderr=subprocess.STDOUT,
+                    env=_env(TF_CONFIG=json.dumps(config), **(extra_env or {}))))
+    except BaseException:
+        _stop(procs)
+        raise
     return procs
 
 
@@ -211,8 +214,6 @@ def test_two_workers_killed_mid_epoch_resume_to_the_uninterrupted_weights(tmp_pa
     for a, b, ref in zip(w0, w1, want):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_allclose(a, ref, rtol=0, atol=1e-5)
-    data = np.load(tmp_path / "w0.npz")
-    assert list(data["resumable_epochs"]) == [1, 2]
-    assert data["resumable_val_auc"][0] == pytest.approx(reference.epochs[-1]["a/val_auc"], abs=1e-4)
+    assert list(np.load(tmp_path / "w0.npz")["resumable_epochs"]) == [1, 2] == [e["epoch"] for e in reference.epochs]
     assert (ckpt / "ckpt-2.index").exists()
     assert not any(p.name.startswith(".scratch") for p in ckpt.rglob("*"))
