@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 from mtl_tf.data.spec import (CategoricalStats, DatasetSpec, FeatureSpec, NumericStats, RejectsSpec,
                               SplitSpec, TaskSpec)
 from mtl_tf.recipe.schema import SPLIT_NAMES, Recipe
-from pipelines.sources import check_headers, expand_sources, file_columns
+from pipelines.sources import check_headers, expand_sources, file_columns, local_output_dir
 from pipelines.splits import active_splits, check_split_files
 
 FEATURE_DTYPES = {"numeric": "float32", "categorical": "string", "timestamp": "int64",
@@ -136,7 +136,7 @@ def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = Non
     from pipelines.engine import pipeline_options, run_pipeline
     from pipelines.transforms import COUNTS_FILE, SUMMARY_FILE
 
-    out = Path(out_dir or recipe.data.output_dir)
+    out = local_output_dir(out_dir or recipe.data.output_dir)
     files = expand_sources(recipe.data.source.patterns)
     check_headers(recipe, file_columns(files, recipe.data.source))
     check_split_files(recipe.data.split, files)

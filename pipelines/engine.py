@@ -15,14 +15,23 @@ rather than use a different graph per runner:
   (:func:`emits_from_finish_bundle`).
 
 It also opens a ``distributed.Client`` it never closes: :func:`run_pipeline` closes it.
+
+The Flink and Spark runners start a Beam job server from a jar, downloaded from Maven
+Central unless ``--flink_job_server_jar`` / ``--spark_job_server_jar`` names a local one; a
+download that fails is one line naming the option (:func:`job_server_jar_error`).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any, Callable, Sequence
 
 DEFAULT_RUNNER = "DirectRunner"
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+# The option that names a local job-server jar, for the runners that start one from a jar.
+JOB_SERVER_JAR_OPTIONS = {"FlinkRunner": "--flink_job_server_jar", "SparkRunner": "--spark_job_server_jar"}
+_UNFETCHED_JAR = re.compile(r"Unable to fetch remote job server jar at (\S+?): ")
 
 
 def named_runner(beam_args: Sequence[str]) -> list[str]:
@@ -65,17 +74,37 @@ def run_pipeline(options: Any, build: Callable[[Any], None]) -> None:
     ``--dask_client_address`` was given).
 
     Raises:
-        Whatever the run raised; the pipeline's state is then not DONE.
+        ValueError: the runner could not download its job-server jar (see :func:`job_server_jar_error`).
+        Whatever else the run raised; the pipeline's state is then not DONE.
     """
     import apache_beam as beam
 
     pipeline = beam.Pipeline(options=options)
     build(pipeline)
-    result = pipeline.run()
+    try:
+        result = pipeline.run()
+    except RuntimeError as error:
+        unfetched = job_server_jar_error(options, error)
+        if unfetched is None:
+            raise
+        raise unfetched from error
     try:
         result.wait_until_finish()
     finally:
         _close_client(getattr(result, "client", None))
+
+
+def job_server_jar_error(options: Any, error: Exception) -> ValueError | None:
+    """One line for a job-server jar the runner could not download (offline, or a wrong URL),
+    naming the option that takes a local copy; None for any other error."""
+    match = _UNFETCHED_JAR.search(str(error))
+    if match is None:
+        return None
+    runner = runner_name(options).split(".")[-1]
+    jar = match.group(1)
+    option = JOB_SERVER_JAR_OPTIONS.get(runner, "the runner's job-server jar option")
+    return ValueError(f"{runner} could not download its Beam job-server jar ({jar}); put a copy on this machine and "
+                      f"pass {option} /path/to/{os.path.basename(jar)}")
 
 
 def _close_client(client: Any) -> None:

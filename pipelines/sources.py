@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from mtl_tf.errors import did_you_mean
@@ -18,6 +19,25 @@ from pipelines.rows import RowRejected, required_columns, split_line
 
 def is_remote(path: str) -> bool:
     return "://" in path
+
+
+def local_output_dir(path: str | os.PathLike) -> Path:
+    """The pipeline's output folder as a local path.
+
+    The workers write through Beam's file systems, but the driver clears the folder, reads
+    the pipeline's counts back and writes ``dataset.json`` with local file calls, and
+    training reads the folder as a local path. A URL would be mangled into a local folder
+    named after it (``gs:/bucket/...``), so it is refused.
+
+    Raises:
+        ValueError: ``path`` is a URL (``gs://``, ``s3://``, ...).
+    """
+    text = os.fspath(path)
+    if is_remote(text):
+        raise ValueError(f"output folder {text!r} is a URL; the pipelines write data.output_dir (or --out) as a local "
+                         "folder that training then reads: use a path on a shared or mounted file system (e.g. a "
+                         "bucket mounted with Cloud Storage FUSE); sources (data.source.path) may be URLs")
+    return Path(text)
 
 
 def expand_sources(patterns: Sequence[str]) -> list[str]:

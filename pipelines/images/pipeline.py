@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from mtl_tf.data.spec import (CategoricalStats, DatasetSpec, DepthStats, DetectionStats, FeatureSpec, ImageInfo,
@@ -38,6 +37,7 @@ from pipelines.csv_to_tfrecords import (FEATURE_DTYPES, REJECTS_PATTERN, Preproc
                                         remove_temp_dirs)
 from pipelines.images.items import EXAMPLE_KEY
 from pipelines.images.validation import MAX_PIXELS
+from pipelines.sources import local_output_dir
 
 READ_FILE = "read.json"
 COUNTS_FILE = "written.json"
@@ -136,7 +136,7 @@ def run(recipe: Recipe, beam_args: Sequence[str] = (), out_dir: str | None = Non
     from pipelines.splits import check_split_files
     from pipelines.transforms import SUMMARY_FILE
 
-    out = Path(out_dir or recipe.data.output_dir)
+    out = local_output_dir(out_dir or recipe.data.output_dir)
     reader = image_source(recipe)
     ItemConverter(recipe, max_pixels)  # refuses a recipe it cannot convert before any worker starts
     if not getattr(recipe.data.source, "splits", None):

@@ -68,3 +68,30 @@ def test_preprocess_says_which_runner_it_uses(workdir):  # noqa: F811
 def test_a_misspelt_runner_is_one_line_before_anything_runs(command):
     one_line_error(invoke(*command, RECIPE, "--runner=DataflowRuner"),
                    "unknown Beam runner 'DataflowRuner' (did you mean 'DataflowRunner'?)")
+
+
+@pytest.mark.parametrize("where", ["--out", "data.output_dir"])
+def test_a_url_output_folder_is_one_line_and_writes_nothing(workdir, where):  # noqa: F811
+    """The driver writes the output folder with local file calls: a URL used to become a local
+    folder named "gs:" with the whole dataset in it, while the command reported success."""
+    assert invoke("data", "synth", "fraud_signals", "--rows", 60, "--out", "data/fraud_signals/raw").exit_code == 0
+    target = ("--out", "gs://acme-data/fraud") if where == "--out" else ("--set", "data.output_dir=gs://acme-data/fraud")
+    one_line_error(invoke("data", "preprocess", small_recipe(workdir), *target),
+                   "output folder 'gs://acme-data/fraud' is a URL", "sources (data.source.path) may be URLs")
+    assert not (workdir / "gs:").exists()
+
+
+def test_a_job_server_jar_that_cannot_be_downloaded_is_one_line_naming_the_option(workdir):  # noqa: F811
+    """The Spark (and Flink) runner fetches its job-server jar before the job starts; offline,
+    or from a wrong URL, that was a RuntimeError traceback."""
+    import socket
+
+    assert invoke("data", "synth", "fraud_signals", "--rows", 60, "--out", "data/fraud_signals/raw").exit_code == 0
+    with socket.socket() as probe:  # a port nothing listens on: the download fails at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    jar = f"http://127.0.0.1:{port}/jars/beam-runners-spark-3-job-server-2.77.0.jar"
+    result = invoke("data", "preprocess", small_recipe(workdir), "--runner", "SparkRunner",
+                    "--spark_master_url=spark://127.0.0.1:7077", f"--spark_job_server_jar={jar}")
+    one_line_error(result, f"SparkRunner could not download its Beam job-server jar ({jar})",
+                   "pass --spark_job_server_jar /path/to/beam-runners-spark-3-job-server-2.77.0.jar")

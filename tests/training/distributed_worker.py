@@ -12,6 +12,15 @@ With DATASETS_DIR (two tiny datasets, "main" and "side", made by the test), sing
 multi_worker also train on batches mixed from both (round robin, an endless mix, 3 steps
 per call of the compiled function), saved as "mixed_*".
 Arrays are saved as "<method>_<i>" (weights) and "<method>_val_auc".
+
+Usage: python distributed_worker.py resumable OUT.npz CHECKPOINT_DIR [resume]
+  resumable    one equal-weighting run with step checkpoints (RESUMABLE), on data reshuffled
+               every pass; MultiWorkerMirroredStrategy when TF_CONFIG is set, else the
+               default strategy; "resume" continues from CHECKPOINT_DIR. Each batch takes at
+               least $MTL_TEST_BATCH_PAUSE_S seconds to read, so that a test can kill the
+               workers mid-epoch. Saved as "resumable_<i>" (weights) and "resumable_epochs"
+               (the epochs of the history); no validation data. The chief prints its
+               progress lines (verbose 1).
 """
 
 import os
@@ -20,6 +29,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
+import time  # noqa: E402
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -27,6 +38,9 @@ GLOBAL_BATCH = 32
 # Equal weighting, then per-task gradient methods: parameter gradients (PCGrad, MGDA) and
 # representation gradients (MGDA-UB).
 METHODS = {"ew": "sum", "pcgrad": "pcgrad", "mgda": "mgda", "mgda_ub": {"name": "mgda", "rep_grad": True}}
+# The resumable run: 2 epochs of 24 steps of 16 rows, a step checkpoint every 5 steps.
+RESUMABLE = {"rows": 384, "batch_size": 16, "epochs": 2, "checkpoint_every_steps": 5}
+PAUSE_ENV = "MTL_TEST_BATCH_PAUSE_S"
 
 
 def train(strategy, gradient="sum", checkpoint_dir=None, steps_per_execution="auto"):
@@ -78,6 +92,43 @@ def mixed_recipe(main_dir):
     return raw
 
 
+def train_resumable(strategy, checkpoint_dir, resume=False):
+    """Equal weighting on reshuffled toy data with step checkpoints; resumes with ``resume``."""
+    from mtl_tf.training import Trainer
+    from training_toy import build_model, make_tasks, shuffled_toy_dataset
+
+    tasks = make_tasks(weights=(1.0, 0.5))
+    trainer = Trainer(lambda: build_model(tasks), tasks, {"name": "adam", "learning_rate": 0.02}, strategy=strategy,
+                      epochs=RESUMABLE["epochs"], checkpoint_dir=checkpoint_dir, verbose=1,
+                      checkpoint_every_steps=RESUMABLE["checkpoint_every_steps"])
+    # The tf.data autotuner off, as the reader runs: an autotuned iterator that ends can hold
+    # its worker for seconds while tf.data's tuning thread finishes its wait.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    train = shuffled_toy_dataset(RESUMABLE["rows"], batch_size=RESUMABLE["batch_size"]).with_options(options)
+    pause = float(os.environ.get(PAUSE_ENV, "0"))
+    if pause > 0:
+        train = train.map(_paused(pause))
+    history = trainer.fit(train, resume=resume)  # no validation: the weights are compared
+    return trainer.model.get_weights(), history
+
+
+def _paused(seconds):
+    """A map that holds each batch back ``seconds`` (the data is unchanged)."""
+
+    def sleep():
+        time.sleep(seconds)
+        return np.float32(0)
+
+    def pause(features, labels, masks):
+        waited = tf.numpy_function(sleep, [], tf.float32, stateful=True)
+        with tf.control_dependencies([waited]):
+            features = {name: tf.identity(value) for name, value in features.items()}
+        return features, labels, masks
+
+    return pause
+
+
 def save_run(arrays, prefix, weights, logs):
     arrays.update({f"{prefix}_{i}": w for i, w in enumerate(weights)})
     arrays[f"{prefix}_val_auc"] = np.array([logs["a/val_auc"]])
@@ -111,5 +162,18 @@ def main(mode, out, checkpoint_dir=None, datasets_dir=None):
     np.savez(out, **arrays)
 
 
+def main_resumable(out, checkpoint_dir, resume=""):
+    from mtl_tf.training import make_strategy
+
+    strategy = make_strategy("multi_worker") if os.environ.get("TF_CONFIG") else None
+    weights, history = train_resumable(strategy, checkpoint_dir, resume=resume == "resume")
+    arrays = {f"resumable_{i}": w for i, w in enumerate(weights)}
+    arrays["resumable_epochs"] = np.array([logs["epoch"] for logs in history.epochs])
+    np.savez(out, **arrays)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1] == "resumable":
+        main_resumable(*sys.argv[2:])
+    else:
+        main(*sys.argv[1:])

@@ -40,6 +40,16 @@ def toy_dataset(rows=256, seed=0, batch_size=32, missing=0.25):
     return as_dataset(*toy_arrays(rows, seed, missing), batch_size=batch_size)
 
 
+def shuffled_toy_dataset(rows=256, batch_size=32, missing=0.25, seed=3):
+    """Toy batches reshuffled at every pass (as the reader's training split is), seeded."""
+    tasks = make_tasks()
+    features, labels = toy_arrays(rows, seed=0, missing=missing)
+    masks = {t.name: np.logical_not(np.isnan(labels[t.name])).astype("float32") for t in tasks}
+    clean = {t.name: np.nan_to_num(labels[t.name]).astype("float32") for t in tasks}
+    ds = tf.data.Dataset.from_tensor_slices((features, clean, masks))
+    return ds.shuffle(rows, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+
+
 def build_model(tasks=None, units=8, seed=0):
     """x1..x3 -> shared Dense trunk -> one small tower and binary head per task."""
     tasks = tasks or make_tasks()
