@@ -1,13 +1,13 @@
 """Trains the toy model under one strategy and saves the final weights (run as a script).
 
 Usage: python distributed_worker.py MODE OUT.npz [CHECKPOINT_DIR [DATASETS_DIR]]
-  single       the default strategy, once per method in METHODS
+  single       the default strategy: equal weighting and each of MULTI_WORKER_METHODS
   mirrored     MirroredStrategy over two logical CPU devices, then the default strategy
                (saved as "mirrored_<method>_*" and "default_<method>_*"); the mirrored
                equal-weighting run reads 3 batches per call of the compiled function, the
                others one
-  multi_worker MultiWorkerMirroredStrategy over the cluster in TF_CONFIG, once per method
-               (the checkpoint folder is used by the first method only)
+  multi_worker MultiWorkerMirroredStrategy over the cluster in TF_CONFIG, once per method of
+               MULTI_WORKER_METHODS (the checkpoint folder is used by the first only)
 With DATASETS_DIR (two tiny datasets, "main" and "side", made by the test), single and
 multi_worker also train on batches mixed from both (round robin, an endless mix, 3 steps
 per call of the compiled function), saved as "mixed_*".
@@ -38,6 +38,10 @@ GLOBAL_BATCH = 32
 # Equal weighting, then per-task gradient methods: parameter gradients (PCGrad, MGDA) and
 # representation gradients (MGDA-UB).
 METHODS = {"ew": "sum", "pcgrad": "pcgrad", "mgda": "mgda", "mgda_ub": {"name": "mgda", "rep_grad": True}}
+# Under several workers, one method per path through the step: parameter gradients (PCGrad; MGDA
+# takes the same all-reduced Jacobian) and representation gradients (MGDA-UB); the summed
+# gradient of equal weighting is the mixed-datasets run's.
+MULTI_WORKER_METHODS = ("pcgrad", "mgda_ub")
 # The resumable run: 2 epochs of 24 steps of 16 rows, a step checkpoint every 5 steps.
 RESUMABLE = {"rows": 384, "batch_size": 16, "epochs": 2, "checkpoint_every_steps": 5}
 PAUSE_ENV = "MTL_TEST_BATCH_PAUSE_S"
@@ -150,13 +154,13 @@ def main(mode, out, checkpoint_dir=None, datasets_dir=None):
         from mtl_tf.training import make_strategy
 
         strategy = make_strategy("multi_worker")
-        for i, (label, gradient) in enumerate(METHODS.items()):
-            save_run(arrays, label, *train(strategy, gradient, checkpoint_dir if i == 0 else None))
+        for i, label in enumerate(MULTI_WORKER_METHODS):
+            save_run(arrays, label, *train(strategy, METHODS[label], checkpoint_dir if i == 0 else None))
         if datasets_dir:
             save_run(arrays, "mixed", *train_mixed(strategy, datasets_dir))
     else:
-        for label, gradient in METHODS.items():
-            save_run(arrays, label, *train(None, gradient))
+        for label in ("ew", *MULTI_WORKER_METHODS):
+            save_run(arrays, label, *train(None, METHODS[label]))
         if datasets_dir:
             save_run(arrays, "mixed", *train_mixed(None, datasets_dir))
     np.savez(out, **arrays)
