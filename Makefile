@@ -20,8 +20,10 @@ demo: install
 	$(MTL) data synth fraud_signals --rows $(DEMO_ROWS) --out data/fraud_signals/raw --files 4 --malformed 0.002
 	$(MTL) run recipes/fraud_signals.yaml
 
+# One test process per core (pytest-xdist), each file's tests in one process so that module
+# fixtures are built once.
 test: install
-	$(PY) -m pytest -q -ra --timeout 900 --durations=20
+	$(PY) -m pytest -q -ra --timeout 900 --durations=20 -n auto --dist loadfile
 
 test-fast: install
 	$(PY) -m pytest -q -ra -m "not slow"
