@@ -90,20 +90,30 @@ def architecture_override(name: str) -> str:
     return f"model.architecture={json.dumps(options)}"
 
 
-def run_one(path: Path, arch: str, overrides: Sequence[str], skip_preprocess: bool, tracking_uri: str,
-            verbose: int) -> dict[str, Any]:
-    """Trains, evaluates and exports one architecture; returns its results entry."""
+def train_architecture(path: Path, arch: str, entry: str, overrides: Sequence[str], skip_preprocess: bool,
+                       tracking_uri: str, verbose: int) -> tuple[Any, Any, dict[str, Any], float]:
+    """Runs the recipe at ``path`` end to end with architecture ``arch`` (nothing registered),
+    its outputs under ``artifacts/bench/<recipe>/<entry>``; returns the recipe run, the
+    :func:`run_recipe` result, its report.json and the wall time in seconds."""
     from mtl_tf.recipe import load_recipe
     from mtl_tf.runner import run_recipe
 
     base = load_recipe(path, overrides, check=False)
     recipe = load_recipe(path, [*overrides, architecture_override(arch),
-                                f"output_dir=artifacts/bench/{base.name}/{arch}"])
+                                f"output_dir=artifacts/bench/{base.name}/{entry}"])
     start = time.perf_counter()
     result = run_recipe(recipe, recipe_path=str(path), tracking_uri=tracking_uri, register=False,
                         skip_preprocess=skip_preprocess, verbose=verbose, echo=lambda line: None)
     wall = time.perf_counter() - start
     report = json.loads(result.report_path.with_name("report.json").read_text())
+    return recipe, result, report, wall
+
+
+def run_one(path: Path, arch: str, overrides: Sequence[str], skip_preprocess: bool, tracking_uri: str,
+            verbose: int) -> dict[str, Any]:
+    """Trains, evaluates and exports one architecture; returns its results entry."""
+    recipe, result, report, wall = train_architecture(path, arch, arch, overrides, skip_preprocess, tracking_uri,
+                                                      verbose)
     training = report["training"]
     return {
         "architecture": recipe.model.architecture.as_dict(),

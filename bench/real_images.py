@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from common import RESULTS, machine  # noqa: E402
-from real_data import architecture_override, check_data, recipe_path  # noqa: E402
+from real_data import architecture_override, check_data, recipe_path, train_architecture  # noqa: E402
 
 # Architecture options used in the comparison; each run also takes the recipe's trunk and decoder.
 ARCHITECTURES: dict[str, dict[str, Any]] = {
@@ -100,17 +100,7 @@ def rounded(metrics: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]
 def run_one(path: Path, arch: str, entry: str, overrides: Sequence[str], skip_preprocess: bool, uri: str,
             verbose: int) -> dict[str, Any]:
     """Trains, evaluates and exports one architecture; returns its results entry."""
-    from mtl_tf.recipe import load_recipe
-    from mtl_tf.runner import run_recipe
-
-    base = load_recipe(path, overrides, check=False)
-    recipe = load_recipe(path, [*overrides, architecture_override(arch),
-                                f"output_dir=artifacts/bench/{base.name}/{entry}"])
-    start = time.perf_counter()
-    result = run_recipe(recipe, recipe_path=str(path), tracking_uri=uri, register=False,
-                        skip_preprocess=skip_preprocess, verbose=verbose, echo=lambda line: None)
-    wall = time.perf_counter() - start
-    report = json.loads(result.report_path.with_name("report.json").read_text())
+    recipe, result, report, wall = train_architecture(path, arch, entry, overrides, skip_preprocess, uri, verbose)
     training, parameters = report["training"], report["parameters"]
     return {
         "architecture": recipe.model.architecture.as_dict(),
