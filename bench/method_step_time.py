@@ -13,7 +13,17 @@ ratio to EW's epoch of the same round (measured seconds apart, so a machine whos
 changes over the run slows both alike); the figure is the median of those per-round ratios
 (the JSON also holds the ratios of the medians and of the fastest epochs).
 
+Two references run in the same rounds: ``plain`` and ``plain+xla``, a hand-written
+``tf.function`` step of the same Keras model on the same data (GradientTape over the sum of
+the per-task binary cross-entropies, Adam ``apply_gradients``; one call per batch, read in
+Python), without and with ``jit_compile=True``. ``--xla`` also times every chosen method
+with ``Trainer(jit_compile=True)`` (label ``<method>+xla``). Every row has the absolute
+ms/step (wall clock: the Trainer's ``epoch_time_s``) and the process CPU ms/step (the whole
+``fit`` call or round, so a little per-epoch work is in it), a steadier figure on a machine
+that others load; the JSON records the load average at the start and the end.
+
     python bench/method_step_time.py [--tasks 3 8] [--steps 20] [--rounds 5] [--threads 0]
+                                     [--methods pcgrad ...] [--xla] [--output method_step_time]
 
 Targets: rep_grad at most 1.3x EW at T = 3 and 1.6x at T = 8; parameter gradients below 2x
 at T = 3 and 4x at T = 8. Results: bench/results/method_step_time.json.
@@ -25,7 +35,9 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -73,37 +85,93 @@ def methods() -> dict[str, dict]:
     return configs
 
 
-def time_methods(num_tasks: int, steps: int, rounds: int, only: list[str] | None) -> dict[str, dict]:
+def plain_step(tasks: list[BinaryTask], data: tf.data.Dataset, steps: int,
+               jit_compile: bool) -> Callable[[], tuple[float, float]]:
+    """A round of ``steps`` steps of a hand-written ``tf.function`` train step of the same
+    model: ``() -> (wall seconds, CPU seconds)`` per step. Traces the step once up front."""
+    keras.utils.set_random_seed(0)
+    model = build_model(tasks)
+    optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+    variables = model.trainable_variables
+    optimizer.build(variables)
+
+    @tf.function(jit_compile=jit_compile)
+    def step(features, labels, masks):
+        with tf.GradientTape() as tape:
+            outputs = model(features, training=True)
+            loss = tf.add_n([tf.reduce_mean(keras.losses.binary_crossentropy(labels[t.name][:, None],
+                                                                              outputs[t.name][:, None]))
+                             for t in tasks])
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    iterator = iter(data)
+    step(*next(iterator)).numpy()
+
+    def one_round() -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            loss = step(*next(iterator))
+        loss.numpy()
+        return (time.perf_counter() - wall) / steps, (time.process_time() - cpu) / steps
+
+    return one_round
+
+
+def trainer_round(trainer: Trainer, data: tf.data.Dataset) -> Callable[[], tuple[float, float]]:
+    """One more epoch of ``trainer``: ``() -> (wall seconds, CPU seconds)`` per step."""
+
+    def one_round() -> tuple[float, float]:
+        trainer.epochs += 1
+        cpu = time.process_time()
+        logs = trainer.fit(data).epochs[-1]
+        return logs["epoch_time_s"] / logs["steps"], (time.process_time() - cpu) / logs["steps"]
+
+    return one_round
+
+
+def time_methods(num_tasks: int, steps: int, rounds: int, only: list[str] | None,
+                 xla: bool = False) -> dict[str, dict]:
     tasks = [BinaryTask(f"t{i}", metrics=["auc"]) for i in range(num_tasks)]
     data = make_dataset(num_tasks)
     chosen = {k: v for k, v in methods().items() if not only or k == "ew" or k in only}
-    trainers = {}
-    for label, config in chosen.items():
-        trainer = Trainer(lambda: build_model(tasks), tasks, {"name": "adam", "learning_rate": 1e-3},
-                          epochs=1, steps_per_epoch=steps, verbose=0, jit_compile=False, **config)
-        trainer.fit(data)  # traces the step
-        trainers[label] = trainer
-        print(f"T={num_tasks} {label}: compiled", flush=True)
-    seconds: dict[str, list[float]] = {label: [] for label in trainers}
+    runs: dict[str, Callable[[], tuple[float, float]]] = {}
+    for jit in (False, True) if xla else (False,):
+        for label, config in chosen.items():
+            trainer = Trainer(lambda: build_model(tasks), tasks, {"name": "adam", "learning_rate": 1e-3},
+                              epochs=1, steps_per_epoch=steps, verbose=0, jit_compile=jit, **config)
+            trainer.fit(data)  # traces the step
+            label = f"{label}+xla" if jit else label
+            runs[label] = trainer_round(trainer, data)
+            print(f"T={num_tasks} {label}: compiled", flush=True)
+    runs["plain"] = plain_step(tasks, data, steps, jit_compile=False)
+    runs["plain+xla"] = plain_step(tasks, data, steps, jit_compile=True)
+    seconds: dict[str, list[float]] = {label: [] for label in runs}
+    cpu_seconds: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(rounds):
-        for label, trainer in trainers.items():
-            trainer.epochs += 1
-            logs = trainer.fit(data).epochs[-1]
-            seconds[label].append(logs["epoch_time_s"] / logs["steps"])
+        for label, one_round in runs.items():
+            wall, cpu = one_round()
+            seconds[label].append(wall)
+            cpu_seconds[label].append(cpu)
     base, fastest_base = statistics.median(seconds["ew"]), min(seconds["ew"])
     results = {}
     for label, values in seconds.items():
         median, fastest = statistics.median(values), min(values)
         ratio = statistics.median(v / e for v, e in zip(values, seconds["ew"]))
-        kind = "rep_grad" if label.endswith("+rep_grad") else ("param" if label.split("+")[0] in AGGREGATORS
-                                                               or label == "gradnorm" else "weighting")
+        cpu_ratio = statistics.median(v / e for v, e in zip(cpu_seconds[label], cpu_seconds["ew"]))
+        method = label.removesuffix("+xla")
+        kind = "reference" if method == "plain" else "rep_grad" if method.endswith("+rep_grad") else (
+            "param" if method.split("+")[0] in AGGREGATORS or method == "gradnorm" else "weighting")
         target = TARGETS.get(kind, {}).get(num_tasks)
         results[label] = {"ms_per_step": round(1000 * median, 3), "ratio_to_ew": round(ratio, 3),
                           "ratio_of_medians": round(median / base, 3),
                           "ratio_of_fastest": round(fastest / fastest_base, 3),
-                          "kind": kind, "target": target,
+                          "cpu_ms_per_step": round(1000 * statistics.median(cpu_seconds[label]), 3),
+                          "cpu_ratio_to_ew": round(cpu_ratio, 3),
+                          "kind": kind, "jit_compile": label.endswith("+xla"), "target": target,
                           "meets_target": None if target is None else bool(ratio <= target),
-                          "ms_per_step_all_rounds": [round(1000 * v, 3) for v in values]}
+                          "ms_per_step_all_rounds": [round(1000 * v, 3) for v in values],
+                          "cpu_ms_per_step_all_rounds": [round(1000 * v, 3) for v in cpu_seconds[label]]}
     return results
 
 
@@ -114,22 +182,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="timed epochs per method")
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
     parser.add_argument("--methods", nargs="*", help="only these methods (EW always runs)")
+    parser.add_argument("--xla", action="store_true", help="also time every method with jit_compile=True")
+    parser.add_argument("--output", default="method_step_time", help="result name under bench/results")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     by_tasks = {}
     for num_tasks in args.tasks:
-        by_tasks[f"T={num_tasks}"] = time_methods(num_tasks, args.steps, args.rounds, args.methods)
+        by_tasks[f"T={num_tasks}"] = time_methods(num_tasks, args.steps, args.rounds, args.methods, args.xla)
         print(f"\nT = {num_tasks}: step time relative to EW ({by_tasks[f'T={num_tasks}']['ew']['ms_per_step']} ms)")
         for label, row in by_tasks[f"T={num_tasks}"].items():
             flag = "" if row["target"] is None else (
                 " ok" if row["meets_target"] else f" ABOVE target {row['target']}x")
-            print(f"  {label:<22} {row['ratio_to_ew']:>6.2f}x{flag}")
-    write_result("method_step_time", {
+            print(f"  {label:<22} {row['ratio_to_ew']:>6.2f}x {row['ms_per_step']:>8.2f} ms "
+                  f"(CPU {row['cpu_ms_per_step']:.2f} ms, {row['cpu_ratio_to_ew']:.2f}x){flag}")
+    load_at_end = os.getloadavg()
+    write_result(args.output, {
         "model": "x(256) -> shared MLP(512, 256) -> per task MLP(64) -> sigmoid", "batch": BATCH,
         "steps_per_round": args.steps, "rounds": args.rounds, "threads": args.threads or "default",
-        "device": "CPU", "targets": {k: {f"T={t}": v for t, v in d.items()} for k, d in TARGETS.items()},
+        "device": "CPU", "xla_rows": args.xla,
+        "machine_load": {"loadavg_1_5_15_min_at_start": [round(v, 2) for v in load_at_start],
+                         "loadavg_1_5_15_min_at_end": [round(v, 2) for v in load_at_end],
+                         "note": "load average of the whole machine (other jobs included); "
+                                 "above the CPU count the wall-clock figures are inflated"},
+        "targets": {k: {f"T={t}": v for t, v in d.items()} for k, d in TARGETS.items()},
         "results": by_tasks})
 
 

@@ -760,7 +760,7 @@ class Training(Strict):
     steps_per_epoch: int | None = Field(None, ge=1, description="default: one pass over train")
     steps_per_execution: int | str = Field(
         "auto", description="training steps per call of the compiled step when the data knows its length; "
-                            "'auto': 1/50 of an epoch")
+                            "'auto': 1/50 of an epoch under a progress bar, else up to 100 steps")
     mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = Field(
         None, description="compute in float16/bfloat16 with float32 weights (float16: with loss scaling)")
     jit_compile: bool | Literal["auto"] = Field("auto", description="compile the step with XLA; auto: on a "

@@ -43,8 +43,11 @@ def compile_loop(step: Callable) -> Callable:
     and runs the compiled ``step`` on each.
 
     ``step`` stays a function of its own, so with XLA only the step is compiled (the
-    iterator cannot be). A call for one step has no loop, so it needs no loop count.
+    iterator cannot be). A call for one step has no loop, so it needs no loop count, unless
+    the loop is already traced: then it runs one turn of that rather than tracing a second
+    function (an epoch of several steps per call whose last call has one step).
     """
+    traced = {"several": False}
 
     @tf.function
     def one(iterator):
@@ -56,9 +59,10 @@ def compile_loop(step: Callable) -> Callable:
             step(next(iterator))
 
     def loop(iterator, count: int) -> None:
-        if count == 1:
+        if count == 1 and not traced["several"]:
             one(iterator)
         else:
+            traced["several"] = True
             several(iterator, tf.constant(count, tf.int64))
 
     return loop

@@ -46,6 +46,11 @@ class Progress:
             self._print(f"Epoch {epoch}/{self.epochs}")
             self._bar = keras.utils.Progbar(steps, stateful_metrics=["loss"])
 
+    @property
+    def bar_shown(self) -> bool:
+        """Whether the epoch under way shows a progress bar."""
+        return self._bar is not None
+
     def update(self, done: int, loss: Callable[[], float], finalize: bool = False) -> None:
         """Moves the bar to ``done`` steps; ``loss`` is read only when a bar is shown."""
         if self._bar is not None:

@@ -40,13 +40,18 @@ from mtl_tf.training.precision import dtype_policy
 from mtl_tf.training.progress import Progress
 from mtl_tf.training.sampling import SAMPLERS
 from mtl_tf.training.step import TrainStep
-from mtl_tf.training.strategy import is_chief
+from mtl_tf.training.strategy import in_cluster, is_chief
 from mtl_tf.training.task_metrics import TaskMetrics
 from mtl_tf.training.weighting import WEIGHTINGS
 
 __all__ = ["HISTORY_FILE", "Trainer"]
 
 EpochCallback = Callable[[int, dict[str, float]], Any]
+
+# Steps per call with steps_per_execution="auto" and no progress bar to redraw (at least 1/50
+# of an epoch): each call costs a host round trip, and a long call delays only the divergence
+# check and a Ctrl-C.
+AUTO_STEPS_WITHOUT_BAR = 100
 
 
 class Trainer:
@@ -104,8 +109,10 @@ class Trainer:
             one replica, when every layer supports it, like Keras ``fit``).
         max_to_keep: epoch checkpoints kept.
         steps_per_execution: steps run per call of the compiled function when the number of
-            batches is known (see below): an integer >= 1, or ``"auto"`` for the progress
-            bar's update interval (1/50 of an epoch). It changes speed only, not results.
+            batches is known (see below): an integer >= 1, or ``"auto"``: the progress bar's
+            update interval (1/50 of an epoch) when a bar is shown, else up to
+            ``AUTO_STEPS_WITHOUT_BAR`` (100) steps, and at least 1/50 of an epoch (validation
+            passes too). It changes speed only, not results.
         checkpoint_every_steps: also write a step checkpoint every N steps of an epoch
             (counted from the epoch's start), so a run killed mid-epoch resumes from its last
             N-step mark rather than from the epoch's start (needs ``checkpoint_dir``).
@@ -277,11 +284,13 @@ class Trainer:
         jit = self.jit_compile if jit_compile is None else jit_compile
         return tf.function(on_batch, jit_compile=jit, reduce_retracing=True)
 
-    def _chunk(self, steps: int) -> int:
-        """Steps per call of the compiled loop, for a pass of ``steps`` steps."""
-        if self.steps_per_execution == "auto":
-            return max(1, steps // 50)
-        return self.steps_per_execution
+    def _chunk(self, steps: int, bar: bool = False) -> int:
+        """Steps per call of the compiled loop, for a pass of ``steps`` steps (``bar``: a
+        progress bar redraws after each call)."""
+        if self.steps_per_execution != "auto":
+            return self.steps_per_execution
+        interval = max(1, steps // 50)
+        return interval if bar else max(interval, min(steps, AUTO_STEPS_WITHOUT_BAR))
 
     def _train_on_batch(self, batch):
         flags = self.strategy.run(self._replica_train_step, args=(batch,))
@@ -384,6 +393,12 @@ class Trainer:
     def _training_loss(self) -> float:
         return float(self.train_trackers.total.result())
 
+    def _paced_by_bar(self) -> bool:
+        """Whether the training calls follow the progress bar's interval: when a bar is shown;
+        in a cluster, whenever ``verbose`` is on (only the chief shows a bar, and every worker
+        must make the same calls)."""
+        return bool(self.verbose) if in_cluster(self.strategy) else self.progress.bar_shown
+
     def _train_calls(self, feed, steps, start=0):
         """Runs the epoch's steps from ``start``; yields the steps done after each call (a call
         ends at every multiple of checkpoint_every_steps)."""
@@ -394,7 +409,7 @@ class Trainer:
         while done < steps:
             if feed.left == 0:
                 feed.restart()
-            count = int(min(self._chunk(steps), steps - done, feed.left))
+            count = int(min(self._chunk(steps, self._paced_by_bar()), steps - done, feed.left))
             if self.checkpoint_every_steps is not None:
                 count = min(count, self.checkpoint_every_steps - done % self.checkpoint_every_steps)
             run_steps(self._train_loop, feed, count)

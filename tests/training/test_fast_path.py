@@ -65,6 +65,38 @@ def test_several_steps_per_call_give_the_weights_of_one_step_per_call():
         assert_same_run(fit(train, val, epochs=2, steps_per_execution=steps), one)
 
 
+def counting_calls(trainer):
+    """The step counts of each call of ``trainer``'s compiled training loop, recorded as it runs."""
+    calls, loop = [], trainer._train_loop
+
+    def counted(iterator, count):
+        calls.append(count)
+        loop(iterator, count)
+
+    trainer._train_loop = counted
+    return calls
+
+
+def test_auto_without_a_progress_bar_runs_an_epoch_per_call_with_the_weights_of_one_step_per_call():
+    train, val = toy_dataset(288), toy_dataset(96, seed=1)  # 9 and 3 batches
+    trainer = make_trainer(epochs=2)  # steps_per_execution="auto", verbose=0: no bar
+    calls = counting_calls(trainer)
+    history = trainer.fit(train, val)
+    assert calls == [9, 9]
+    assert_same_run((trainer, history), fit(train, val, epochs=2, steps_per_execution=1))
+
+
+def test_auto_with_a_progress_bar_keeps_the_bar_interval(monkeypatch, capsys):
+    from mtl_tf.training.progress import Progress
+
+    monkeypatch.setattr(Progress, "interactive", property(lambda self: True))
+    trainer = make_trainer(epochs=1, verbose=1)
+    calls = counting_calls(trainer)
+    trainer.fit(toy_dataset(288))
+    assert calls == [1] * 9  # 1/50 of 9 steps: the bar moves after every step
+    assert "9/9" in capsys.readouterr().out
+
+
 def test_steps_per_epoch_reads_on_across_epochs_like_the_python_read_path():
     # 4 batches, 3 steps per epoch, 2 steps per call: the second epoch's data ends after one
     # step, so its first call must stop there and the next one start on fresh data.
