@@ -64,6 +64,20 @@ def recipe_path(name: str) -> Path:
     return path.resolve() if path.suffix in (".yaml", ".yml") else ROOT / "recipes" / f"{name}.yaml"
 
 
+def load_bench_recipe(name: str, overrides: Sequence[str]) -> tuple[Path, Any, str | None]:
+    """The recipe ``name`` (under recipes/ or a YAML path) with ``overrides``, read from the
+    repository root (recipes name their files relative to it): its path, the recipe (None when
+    it does not load) and the error line to print (None when it loads)."""
+    from mtl_tf.recipe import RecipeError, load_recipe
+
+    path = recipe_path(name)
+    os.chdir(ROOT)
+    try:
+        return path, load_recipe(path, overrides, check=False), None
+    except RecipeError as err:
+        return path, None, f"error: {err}"
+
+
 def throwaway_tracking(folder: str, experiment: str) -> str:
     """A sqlite tracking URI in ``folder`` whose experiment keeps its artifacts there too."""
     from mlflow import MlflowClient
@@ -212,14 +226,9 @@ def merge_results(name: str, recipe, new: dict[str, Any], baselines: dict[str, A
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from mtl_tf.recipe import RecipeError, load_recipe
-
-    path = recipe_path(args.recipe)
-    os.chdir(ROOT)  # recipes name their files relative to the repository root
-    try:
-        recipe = load_recipe(path, args.overrides, check=False)
-    except RecipeError as err:
-        print(f"error: {err}", file=sys.stderr)
+    path, recipe, error = load_bench_recipe(args.recipe, args.overrides)
+    if error:
+        print(error, file=sys.stderr)
         return 2
     problem = check_data(recipe)
     if problem:

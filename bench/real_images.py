@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -45,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from common import RESULTS, machine  # noqa: E402
-from real_data import architecture_override, check_data, recipe_path, train_architecture  # noqa: E402
+from real_data import architecture_override, check_data, load_bench_recipe, train_architecture  # noqa: E402
 
 # Architecture options used in the comparison; each run also takes the recipe's trunk and decoder.
 ARCHITECTURES: dict[str, dict[str, Any]] = {
@@ -302,14 +301,9 @@ def _split_counts(recipe) -> dict[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from mtl_tf.recipe import RecipeError, load_recipe
-
-    path = recipe_path(args.recipe)
-    os.chdir(ROOT)  # recipes name their files relative to the repository root
-    try:
-        recipe = load_recipe(path, args.overrides, check=False)
-    except RecipeError as err:
-        print(f"error: {err}", file=sys.stderr)
+    path, recipe, error = load_bench_recipe(args.recipe, args.overrides)
+    if error:
+        print(error, file=sys.stderr)
         return 2
     problem = check_data(recipe)
     if problem:

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from common import RESULTS, machine  # noqa: E402
-from real_data import throwaway_tracking  # noqa: E402
+from real_data import load_bench_recipe, recipe_path, throwaway_tracking  # noqa: E402
 
 DATA_PREFIX = "../shared/data"
 
@@ -81,10 +81,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--verbose", type=int, default=0, help="1 shows a progress bar per epoch")
     return parser.parse_args(argv)
 
-
-def recipe_path(name: str) -> Path:
-    path = Path(name)
-    return path.resolve() if path.suffix in (".yaml", ".yml") else ROOT / "recipes" / f"{name}.yaml"
 
 
 def data_overrides(path: Path, data: str | None) -> list[str]:
@@ -239,15 +235,11 @@ def _default_primary(kind: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from mtl_tf.recipe import RecipeError, load_recipe
-
-    path = recipe_path(args.recipe)
     os.chdir(ROOT)  # the recipes name their files relative to the repository root
-    overrides = [*data_overrides(path, args.data), *args.overrides]
-    try:
-        recipe = load_recipe(path, overrides, check=False)
-    except RecipeError as err:
-        print(f"error: {err}", file=sys.stderr)
+    overrides = [*data_overrides(recipe_path(args.recipe), args.data), *args.overrides]
+    path, recipe, error = load_bench_recipe(args.recipe, overrides)
+    if error:
+        print(error, file=sys.stderr)
         return 2
     stored = RESULTS / f"{recipe.name}.json"
     if args.table:
