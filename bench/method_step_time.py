@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -130,8 +132,39 @@ def trainer_round(trainer: Trainer, data: tf.data.Dataset) -> Callable[[], tuple
     return one_round
 
 
+class LibMTL:
+    """``bench/libmtl_contender.py`` running under another Python (with PyTorch and LibMTL):
+    one long-lived process, asked for one round at a time so its rounds interleave with ours."""
+
+    def __init__(self, python: str, threads: int):
+        script = Path(__file__).resolve().parent / "libmtl_contender.py"
+        self.process = subprocess.Popen([python, str(script), str(threads or os.cpu_count() or 1)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(self, num_tasks: int, method: str, steps: int) -> tuple[float, float]:
+        self.process.stdin.write(json.dumps({"tasks": num_tasks, "method": method, "steps": steps}) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the LibMTL contender stopped (see its error above)")
+        answer = json.loads(line)
+        return answer["wall_s"], answer["cpu_s"]
+
+    def round(self, num_tasks: int, method: str, steps: int) -> Callable[[], tuple[float, float]]:
+        self.ask(num_tasks, method, 1)  # builds the model and warms it up, untimed
+        return lambda: self.ask(num_tasks, method, steps)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+LIBMTL_METHODS = ["ew", "pcgrad", "cagrad", "mgda", "gradvac", "imtl_g", "gradnorm", "uncertainty", "dwa", "rlw"]
+LIBMTL_TARGET = 0.8  # ours at most this times LibMTL's wall-clock ms per step
+
+
 def time_methods(num_tasks: int, steps: int, rounds: int, only: list[str] | None,
-                 xla: bool = False) -> dict[str, dict]:
+                 xla: bool = False, libmtl: LibMTL | None = None) -> dict[str, dict]:
     tasks = [BinaryTask(f"t{i}", metrics=["auc"]) for i in range(num_tasks)]
     data = make_dataset(num_tasks)
     chosen = {k: v for k, v in methods().items() if not only or k == "ew" or k in only}
@@ -146,6 +179,10 @@ def time_methods(num_tasks: int, steps: int, rounds: int, only: list[str] | None
             print(f"T={num_tasks} {label}: compiled", flush=True)
     runs["plain"] = plain_step(tasks, data, steps, jit_compile=False)
     runs["plain+xla"] = plain_step(tasks, data, steps, jit_compile=True)
+    if libmtl is not None:
+        for method in (m for m in chosen if m in LIBMTL_METHODS):
+            runs[f"libmtl:{method}"] = libmtl.round(num_tasks, method, steps)
+            print(f"T={num_tasks} libmtl:{method}: built", flush=True)
     seconds: dict[str, list[float]] = {label: [] for label in runs}
     cpu_seconds: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(rounds):
@@ -160,7 +197,8 @@ def time_methods(num_tasks: int, steps: int, rounds: int, only: list[str] | None
         ratio = statistics.median(v / e for v, e in zip(values, seconds["ew"]))
         cpu_ratio = statistics.median(v / e for v, e in zip(cpu_seconds[label], cpu_seconds["ew"]))
         method = label.removesuffix("+xla")
-        kind = "reference" if method == "plain" else "rep_grad" if method.endswith("+rep_grad") else (
+        kind = "reference" if method == "plain" else "libmtl" if method.startswith("libmtl:") else (
+            "rep_grad" if method.endswith("+rep_grad") else
             "param" if method.split("+")[0] in AGGREGATORS or method == "gradnorm" else "weighting")
         target = TARGETS.get(kind, {}).get(num_tasks)
         results[label] = {"ms_per_step": round(1000 * median, 3), "ratio_to_ew": round(ratio, 3),
@@ -172,7 +210,22 @@ def time_methods(num_tasks: int, steps: int, rounds: int, only: list[str] | None
                           "meets_target": None if target is None else bool(ratio <= target),
                           "ms_per_step_all_rounds": [round(1000 * v, 3) for v in values],
                           "cpu_ms_per_step_all_rounds": [round(1000 * v, 3) for v in cpu_seconds[label]]}
+    for label, row in results.items():
+        theirs = f"libmtl:{label}"
+        if theirs in seconds:
+            # Per round: rounds run seconds apart, so a load change slows both alike.
+            ratio = statistics.median(v / w for v, w in zip(seconds[label], seconds[theirs]))
+            row.update(ratio_to_libmtl=round(ratio, 3), libmtl_target=LIBMTL_TARGET,
+                       meets_libmtl_target=bool(ratio <= LIBMTL_TARGET))
     return results
+
+
+def _libmtl_versions(python: str) -> dict:
+    code = "import importlib.metadata as m; print(m.version('torch'), m.version('LibMTL'))"
+    torch_version, libmtl_version = subprocess.run([python, "-c", code], capture_output=True, text=True,
+                                                   check=True).stdout.split()
+    return {"torch": torch_version, "LibMTL": libmtl_version, "target": f"ours <= {LIBMTL_TARGET}x LibMTL ms/step",
+            "contender": "bench/libmtl_contender.py (HPS, its weighting classes, their default arguments)"}
 
 
 def main() -> None:
@@ -183,6 +236,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0: default)")
     parser.add_argument("--methods", nargs="*", help="only these methods (EW always runs)")
     parser.add_argument("--xla", action="store_true", help="also time every method with jit_compile=True")
+    parser.add_argument("--libmtl", metavar="PYTHON", help="a Python with PyTorch and LibMTL 1.1.5: also time "
+                        "LibMTL's EW, PCGrad, CAGrad, MGDA ... in the same rounds (bench/libmtl_contender.py)")
     parser.add_argument("--output", default="method_step_time", help="result name under bench/results")
     args = parser.parse_args()
     load_at_start = os.getloadavg()
@@ -190,19 +245,26 @@ def main() -> None:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     by_tasks = {}
+    libmtl = LibMTL(args.libmtl, args.threads) if args.libmtl else None
     for num_tasks in args.tasks:
-        by_tasks[f"T={num_tasks}"] = time_methods(num_tasks, args.steps, args.rounds, args.methods, args.xla)
+        by_tasks[f"T={num_tasks}"] = time_methods(num_tasks, args.steps, args.rounds, args.methods, args.xla,
+                                                  libmtl)
         print(f"\nT = {num_tasks}: step time relative to EW ({by_tasks[f'T={num_tasks}']['ew']['ms_per_step']} ms)")
         for label, row in by_tasks[f"T={num_tasks}"].items():
             flag = "" if row["target"] is None else (
                 " ok" if row["meets_target"] else f" ABOVE target {row['target']}x")
+            versus = "" if "ratio_to_libmtl" not in row else (
+                f", {row['ratio_to_libmtl']:.2f}x LibMTL" + ("" if row["meets_libmtl_target"] else " ABOVE 0.8x"))
             print(f"  {label:<22} {row['ratio_to_ew']:>6.2f}x {row['ms_per_step']:>8.2f} ms "
-                  f"(CPU {row['cpu_ms_per_step']:.2f} ms, {row['cpu_ratio_to_ew']:.2f}x){flag}")
+                  f"(CPU {row['cpu_ms_per_step']:.2f} ms, {row['cpu_ratio_to_ew']:.2f}x){flag}{versus}")
+    if libmtl is not None:
+        libmtl.close()
     load_at_end = os.getloadavg()
     write_result(args.output, {
         "model": "x(256) -> shared MLP(512, 256) -> per task MLP(64) -> sigmoid", "batch": BATCH,
         "steps_per_round": args.steps, "rounds": args.rounds, "threads": args.threads or "default",
         "device": "CPU", "xla_rows": args.xla,
+        "libmtl": None if not args.libmtl else _libmtl_versions(args.libmtl),
         "machine_load": {"loadavg_1_5_15_min_at_start": [round(v, 2) for v in load_at_start],
                          "loadavg_1_5_15_min_at_end": [round(v, 2) for v in load_at_end],
                          "note": "load average of the whole machine (other jobs included); "
