@@ -134,10 +134,10 @@ def make_dataset(spec: DatasetSpec, split: str, tasks: Sequence[Any], batch_size
     return _fixed_parallelism(ds.prefetch(_PREFETCH_BATCHES))
 
 
-def fits_in_memory(spec: DatasetSpec, split: str, tasks: Sequence[Any],
-                   budget: int = IN_MEMORY_BUDGET_BYTES) -> bool:
-    """Whether a split's decoded tensors (:func:`row_bytes` a row) fit in ``budget``."""
-    return split_size(spec, split) * row_bytes(spec, tasks) <= budget
+def fits_in_memory(spec: DatasetSpec, split: str, tasks: Sequence[Any], budget: int | None = None) -> bool:
+    """Whether a split's decoded tensors (:func:`row_bytes` a row) fit in ``budget`` (None:
+    ``IN_MEMORY_BUDGET_BYTES``)."""
+    return split_size(spec, split) * row_bytes(spec, tasks) <= (IN_MEMORY_BUDGET_BYTES if budget is None else budget)
 
 
 def row_bytes(spec: DatasetSpec, tasks: Sequence[Any]) -> int:

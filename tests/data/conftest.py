@@ -24,7 +24,8 @@ READINGS = {"streamed": {"in_memory": False, "cache": "none"}, "disk_cache": {"c
 
 
 @pytest.fixture(params=list(READINGS), ids=list(READINGS))
-def reading(request):
+def reading(request, monkeypatch):
     """make_dataset options of each reading mode: the shards parsed every pass, the parsed
-    disk cache, the split held in memory."""
+    disk cache (in chunks of 16 rows, so a tiny split has several), the split held in memory."""
+    monkeypatch.setattr("mtl_tf.data.reader._CHUNK_BYTES", 1)
     return READINGS[request.param]

@@ -68,9 +68,10 @@ def test_batches_have_static_shapes_and_the_documented_dtypes(spec, tasks, readi
     assert all(m == tf.TensorSpec([None], tf.float32) for m in masks.values())
 
 
-def test_in_memory_and_streamed_give_the_same_batches(spec, tasks):
-    streamed = list(make_dataset(spec, "train", tasks, batch_size=5, in_memory=False).as_numpy_iterator())
-    kept = list(make_dataset(spec, "train", tasks, batch_size=5, in_memory=True).as_numpy_iterator())
+@pytest.mark.parametrize("other", [{"in_memory": True}, {"cache": "disk"}], ids=["in_memory", "disk_cache"])
+def test_in_memory_disk_cache_and_streamed_give_the_same_batches(spec, tasks, other):
+    streamed = list(make_dataset(spec, "train", tasks, batch_size=5, cache="none").as_numpy_iterator())
+    kept = list(make_dataset(spec, "train", tasks, batch_size=5, **other).as_numpy_iterator())
     assert len(streamed) == len(kept) == 4
     for a, b in zip(streamed, kept):
         for part in range(3):
