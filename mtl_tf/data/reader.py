@@ -26,27 +26,37 @@ at memory speed, with no per-batch gathers, so training never waits for decompre
 parsing after the first pass. While a shuffled pass is served, its permuted copy is held too
 (about twice the split's parsed size).
 
-A larger split is streamed: the shards are read in parallel (GZIP) and taken in turns, a
-chunk of rows from each; the serialized rows go through a shuffle buffer and are parsed a
-few batches at a time (``tf.io.parse_example`` vectorised over rows, on parallel threads),
-then cut into batches.
+A larger split is parsed once into an on-disk cache (``cache="auto"`` or ``"disk"``,
+:mod:`mtl_tf.data.cache`): chunks of parsed rows (``tf.data.Dataset.save``) next to the
+dataset (``<dataset>/cache``) or in ``cache_dir``, keyed by the shards and the parsing spec,
+so later passes read tensors and parse nothing. Each pass reads the chunks in a new random
+order (a full permutation of the chunks) and permutes the rows within windows of at least
+``shuffle_buffer`` rows (consecutive chunks of that order) before cutting batches; unshuffled,
+it gives the batches of the streamed path, row for row. ``cache="none"`` streams every pass
+from the shards instead: they are read in parallel (GZIP) and taken in turns, a chunk of rows
+from each; the serialized rows go through a shuffle buffer and are parsed a few batches at a
+time (``tf.io.parse_example`` vectorised over rows, on parallel threads), then cut into
+batches.
 
 Every stage is deterministic, so a seed fixes the order of rows across runs (TensorFlow
 mixes its global seed, ``keras.utils.set_random_seed``, into seeded ops: the same seed and
 the same global seed give the same order); a dataset that is iterated again (or repeats) is reshuffled for each pass. Both paths report how many
 batches they hold (``cardinality()``, from dataset.json's row counts; infinite when
-repeated), so a training loop knows the steps per epoch before it starts; a streamed split
-whose shards disagree with dataset.json fails at the end of its pass rather than training
-on a different count silently.
+repeated), so a training loop knows the steps per epoch before it starts; a split whose
+shards disagree with dataset.json fails (while its cache is built, or at the end of a
+streamed pass) rather than training on a different count silently.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from functools import partial
 from typing import Any, Sequence
 
 import tensorflow as tf
 
+from mtl_tf.data.cache import cached_chunks, default_cache_dir
 from mtl_tf.data.parsing import decode_features, dense_labels, feature_parse_spec, image_features, label_keys
 from mtl_tf.data.spec import DatasetSpec
 
@@ -58,12 +68,17 @@ _READ_CHUNK = 64
 _PARSE_ROWS = 2048
 _PREFETCH_BATCHES = 4
 _AUGMENT_SEED = 7919  # keeps the augmentation draws apart from the shuffle's
+_CHUNK_BYTES = 256 * 2**10
+_MIN_CHUNK_ROWS, _MAX_CHUNK_ROWS = 16, 1024
+CACHE_MODES = ("auto", "memory", "disk", "none")
+log = logging.getLogger(__name__)
 
 
 def make_dataset(spec: DatasetSpec, split: str, tasks: Sequence[Any], batch_size: int,
                  shuffle: bool = False, shuffle_buffer: int = 10_000, seed: int = 0,
                  repeat: bool = False, drop_remainder: bool = False,
-                 in_memory: bool | None = None, augment: Any = None) -> tf.data.Dataset:
+                 in_memory: bool | None = None, augment: Any = None, cache: str = "auto",
+                 cache_dir: str | None = None) -> tf.data.Dataset:
     """Batches of ``(features, labels, masks)`` from one split of a dataset.
 
     Args:
@@ -78,11 +93,17 @@ def make_dataset(spec: DatasetSpec, split: str, tasks: Sequence[Any], batch_size
         repeat: repeat forever (each pass reshuffled when ``shuffle``).
         drop_remainder: drop the last, smaller batch.
         in_memory: parse the split once and serve batches from memory (a full shuffle per
-            epoch rather than a ``shuffle_buffer`` window); None decides from the split's
+            epoch rather than a ``shuffle_buffer`` window); False: read it from disk at every
+            pass (from the parsed cache unless ``cache="none"``); None decides from the split's
             estimated size (:func:`fits_in_memory`).
         augment: random augmentation of the decoded batches (the recipe's ``data.augment``,
             an ``Augment`` or its mapping; for the training split only); None or every
             option off: none. Deterministic for a ``seed``, different at every pass.
+        cache: where the parsed rows are kept: ``"auto"`` (in memory when the split fits,
+            else the disk cache), ``"memory"``, ``"disk"`` (parsed once into
+            :mod:`mtl_tf.data.cache`, read back every pass) or ``"none"`` (the shards parsed
+            at every pass).
+        cache_dir: the disk cache's folder; None: ``cache`` beside the dataset's shards.
 
     Returns:
         A ``tf.data.Dataset`` of ``(features, labels, masks)`` dicts, prefetched, whose
@@ -96,23 +117,27 @@ def make_dataset(spec: DatasetSpec, split: str, tasks: Sequence[Any], batch_size
         raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}")
     if shuffle and shuffle_buffer < 1:
         raise ValueError(f"shuffle_buffer must be a positive integer; received {shuffle_buffer!r}")
+    example_spec, from_parsed = _parsing(spec, tasks)
     parse = _batch_parser(spec, tasks)
     finish = _batch_finisher(spec, tasks, augment, seed)
-    if in_memory is None:
-        in_memory = fits_in_memory(spec, split, tasks)
-    if in_memory:
+    mode, folder = _reading_mode(spec, split, tasks, in_memory, cache, cache_dir)
+    ds = None
+    if mode == "memory":
         ds = _from_memory(_load_split(spec, split, parse), batch_size, shuffle, seed, repeat, drop_remainder)
-    else:
+    elif mode == "disk":
+        ds = _from_disk_cache(spec, split, tasks, folder, example_spec, from_parsed, batch_size, shuffle,
+                              shuffle_buffer, seed, repeat, drop_remainder, required=cache == "disk")
+    if ds is None:
         ds = _streamed(spec, split, parse, batch_size, shuffle, shuffle_buffer, seed, repeat, drop_remainder)
     if finish is not None:
         ds = _intra_op_threads(finish(ds))
     return _fixed_parallelism(ds.prefetch(_PREFETCH_BATCHES))
 
 
-def fits_in_memory(spec: DatasetSpec, split: str, tasks: Sequence[Any],
-                   budget: int = IN_MEMORY_BUDGET_BYTES) -> bool:
-    """Whether a split's decoded tensors (:func:`row_bytes` a row) fit in ``budget``."""
-    return split_size(spec, split) * row_bytes(spec, tasks) <= budget
+def fits_in_memory(spec: DatasetSpec, split: str, tasks: Sequence[Any], budget: int | None = None) -> bool:
+    """Whether a split's decoded tensors (:func:`row_bytes` a row) fit in ``budget`` (None:
+    ``IN_MEMORY_BUDGET_BYTES``)."""
+    return split_size(spec, split) * row_bytes(spec, tasks) <= (IN_MEMORY_BUDGET_BYTES if budget is None else budget)
 
 
 def row_bytes(spec: DatasetSpec, tasks: Sequence[Any]) -> int:
@@ -133,6 +158,80 @@ def row_bytes(spec: DatasetSpec, tasks: Sequence[Any]) -> int:
 def batch_count(rows: int, batch_size: int, drop_remainder: bool) -> int:
     """Batches in one pass over ``rows`` rows: the last, smaller one counts unless dropped."""
     return rows // batch_size if drop_remainder else -(-rows // batch_size)
+
+
+def _reading_mode(spec: DatasetSpec, split: str, tasks: Sequence[Any], in_memory: bool | None, cache: str,
+                  cache_dir: str | None) -> tuple[str, str | None]:
+    """``("memory" | "disk" | "none", the disk cache's folder)`` for ``make_dataset``'s options."""
+    if cache not in CACHE_MODES:
+        raise ValueError(f"cache must be one of {', '.join(CACHE_MODES)}; received {cache!r}")
+    if (in_memory is True and cache in ("disk", "none")) or (in_memory is False and cache == "memory"):
+        raise ValueError(f"in_memory={in_memory} contradicts cache={cache!r}; give one of them")
+    if in_memory or cache == "memory" or (in_memory is None and cache == "auto"
+                                          and fits_in_memory(spec, split, tasks)):
+        return "memory", None
+    if cache == "none":
+        return "none", None
+    folder = cache_dir or default_cache_dir(spec.root)
+    if folder is None:
+        if cache == "disk":
+            raise ValueError(f"dataset '{spec.name}' is at {spec.root}, not on a local file system: "
+                             "give cache_dir (data.cache_dir) for its disk cache, or cache 'none'")
+        return "none", None
+    return "disk", folder
+
+
+def chunk_rows(spec: DatasetSpec, tasks: Sequence[Any]) -> int:
+    """Rows per chunk of the disk cache: about 256 KiB of decoded rows, 16 to 1,024 rows."""
+    return max(_MIN_CHUNK_ROWS, min(_MAX_CHUNK_ROWS, _CHUNK_BYTES // max(1, row_bytes(spec, tasks))))
+
+
+def _from_disk_cache(spec: DatasetSpec, split: str, tasks: Sequence[Any], folder: str, example_spec, from_parsed,
+                     batch_size: int, shuffle: bool, shuffle_buffer: int, seed: int, repeat: bool,
+                     drop_remainder: bool, required: bool) -> tf.data.Dataset | None:
+    """Batches read back from the split's disk cache (built first when needed); None when the
+    cache cannot be written and ``required`` is off (the caller streams the shards)."""
+    files, rows, chunk = shard_files(spec, split), split_size(spec, split), chunk_rows(spec, tasks)
+
+    def chunks() -> tf.data.Dataset:
+        records = _records(files, shuffle=False, seed=0).batch(chunk)
+        return _fixed_parallelism(records.map(lambda serialized: tf.io.parse_example(serialized, example_spec),
+                                              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+
+    try:
+        saved, count = cached_chunks(folder, split, files, rows, example_spec, chunk, chunks)
+    except PermissionError as err:
+        if required:
+            raise ValueError(f"the disk cache of split '{split}' of dataset '{spec.name}' cannot be written in "
+                             f"{folder} ({err.strerror}); give a writable cache_dir (data.cache_dir)") from err
+        log.warning("cannot write a cache in %s (%s): split '%s' is parsed at every pass", folder, err.strerror,
+                    split)
+        return None
+    except ValueError as err:
+        raise ValueError(f"split '{split}' of dataset '{spec.name}': {err}") from None
+    ds = tf.data.Dataset.load(saved, reader_func=partial(_chunk_order, count, shuffle, seed))
+    ds = ds.map(lambda index, parsed: parsed)
+    if shuffle:
+        window = -(-max(shuffle_buffer, chunk) // chunk) * chunk
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds.rebatch(window), seeds)
+        ds = ds.map(lambda parsed, window_seed: from_parsed(_permuted(parsed, tf.stack(
+            [window_seed, tf.constant(seed, tf.int64)]))), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(from_parsed, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.rebatch(batch_size, drop_remainder=drop_remainder)
+    batches = tf.data.INFINITE_CARDINALITY if repeat else batch_count(rows, batch_size, drop_remainder)
+    return ds.apply(tf.data.experimental.assert_cardinality(batches))
+
+
+def _chunk_order(count: int, shuffle: bool, seed: int, chunks: tf.data.Dataset) -> tf.data.Dataset:
+    """The cache's chunks (one dataset each), in a new random order at every pass when
+    ``shuffle``, read two at a time; unshuffled, in the order they were written."""
+    if shuffle:
+        chunks = chunks.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return chunks.interleave(lambda chunk: chunk, cycle_length=2, num_parallel_calls=2, deterministic=True)
 
 
 def _streamed(spec: DatasetSpec, split: str, parse, batch_size: int, shuffle: bool, shuffle_buffer: int,
@@ -212,7 +311,8 @@ def _row_count(data: Any) -> int:
 
 def _permuted(data: Any, seed: tf.Tensor) -> Any:
     """Every tensor of ``data`` with its rows in one random order (fixed by ``seed``, shape [2])."""
-    order = tf.random.experimental.stateless_shuffle(tf.range(_row_count(data), dtype=tf.int64), seed=seed)
+    rows = tf.shape(tf.nest.flatten(data)[0], out_type=tf.int64)[0]
+    order = tf.random.experimental.stateless_shuffle(tf.range(rows), seed=seed)
     return tf.nest.map_structure(lambda values: tf.gather(values, order), data)
 
 
@@ -292,6 +392,13 @@ def _read_chunks(path: tf.Tensor) -> tf.data.Dataset:
 def _batch_parser(spec: DatasetSpec, tasks: Sequence[Any]):
     """A function: serialized batch -> (features, labels, masks), with images and dense
     labels in their kept form (encoded bytes; boxes padded), see :func:`_batch_finisher`."""
+    example_spec, from_parsed = _parsing(spec, tasks)
+    return lambda serialized: from_parsed(tf.io.parse_example(serialized, example_spec))
+
+
+def _parsing(spec: DatasetSpec, tasks: Sequence[Any]):
+    """``(example_spec, from_parsed)``: the ``tf.io.parse_example`` spec of the features and
+    the tasks' labels, and a function: parsed batch -> (features, labels, masks)."""
     feature_spec = feature_parse_spec(spec)
     label_key = _task_label_keys(spec, tasks)
     dense = dense_labels(spec, [task.name for task in tasks])
@@ -305,8 +412,7 @@ def _batch_parser(spec: DatasetSpec, tasks: Sequence[Any]):
                                  f"dataset '{spec.name}'; a label must not be an input")
             example_spec[key] = rule
 
-    def parse(serialized: tf.Tensor):
-        parsed = tf.io.parse_example(serialized, example_spec)
+    def from_parsed(parsed: dict[str, tf.Tensor]):
         features = {name: parsed[name] for name in feature_spec}
         raw = {task.name: parsed[label_key[task.name]] for task in tabular}
         labels = {task.name: task.clean(raw[task.name]) for task in tabular}
@@ -316,7 +422,7 @@ def _batch_parser(spec: DatasetSpec, tasks: Sequence[Any]):
         order = [task.name for task in tasks]
         return features, {n: labels[n] for n in order}, {n: masks[n] for n in order}
 
-    return parse
+    return example_spec, from_parsed
 
 
 def _batch_finisher(spec: DatasetSpec, tasks: Sequence[Any], augment: Any, seed: int):

@@ -487,14 +487,22 @@ class Data(Strict):
     output_dir: str = Field(description="where the TFRecords, dataset.json and rejects go")
     shards: int = Field(4, ge=1, description="TFRecord shards per split")
     augment: Augment | None = Field(None, description="random augmentation of the training images")
+    cache: Literal["auto", "memory", "disk", "none"] = Field(
+        "auto", description="where parsed rows are kept between epochs: auto (memory when the split fits, "
+                            "else disk), memory, disk (parsed once into a cache folder) or none (the shards "
+                            "parsed every epoch)")
+    cache_dir: str | None = Field(None, description="folder of the disk cache; default: cache/ beside the "
+                                                    "dataset's shards")
 
     _s = field_validator("source", mode="before")(lambda cls, v: _default_source_kind(v))
 
     @model_serializer(mode="wrap")
     def _dump(self, handler) -> dict[str, Any]:
         data = handler(self)
-        if isinstance(data, dict) and self.augment is None:
-            data.pop("augment", None)
+        if isinstance(data, dict):
+            for key, default in (("augment", None), ("cache", "auto"), ("cache_dir", None)):
+                if getattr(self, key) == default:
+                    data.pop(key, None)
         return data
 
     @model_validator(mode="after")

@@ -85,7 +85,8 @@ def datasets(recipe: Recipe, spec: Any, tasks: Sequence[Any]) -> dict[str, Any]:
     from mtl_tf.data.reader import make_dataset
 
     training = recipe.training
-    common = {"spec": spec, "tasks": tasks, "batch_size": training.batch_size}
+    common = {"spec": spec, "tasks": tasks, "batch_size": training.batch_size, "cache": recipe.data.cache,
+              "cache_dir": recipe.data.cache_dir}
     return {
         "train": make_dataset(split="train", shuffle=True, shuffle_buffer=training.shuffle_buffer,
                               seed=training.seed, augment=recipe.data.augment, **common),

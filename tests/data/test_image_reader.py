@@ -30,9 +30,9 @@ def _concat(ds):
     return tuple({k: np.concatenate([b[part][k] for b in batches]) for k in batches[0][part]} for part in range(3))
 
 
-def test_every_label_kind_decodes_as_written_and_absent_labels_are_masked(spec, tasks, in_memory):
+def test_every_label_kind_decodes_as_written_and_absent_labels_are_masked(spec, tasks, reading):
     items = tiny_image_items(ROWS, H, W)["test"]
-    features, labels, masks = _concat(make_dataset(spec, "test", tasks, batch_size=4, in_memory=in_memory))
+    features, labels, masks = _concat(make_dataset(spec, "test", tasks, batch_size=4, **reading))
     kinds = {"semantic": 0, "depth": 0, "objects": 0, "scene": 0}
     for i, item in enumerate(items):
         np.testing.assert_array_equal(features["image"][i], item["image"])
@@ -59,8 +59,8 @@ def test_every_label_kind_decodes_as_written_and_absent_labels_are_masked(spec, 
     assert (labels["semantic"] == IGNORE).any(axis=(1, 2)).sum() > kinds["semantic"], "ignored pixels kept"
 
 
-def test_batches_have_static_shapes_and_the_documented_dtypes(spec, tasks, in_memory):
-    features, labels, masks = make_dataset(spec, "train", tasks, batch_size=5, in_memory=in_memory).element_spec
+def test_batches_have_static_shapes_and_the_documented_dtypes(spec, tasks, reading):
+    features, labels, masks = make_dataset(spec, "train", tasks, batch_size=5, **reading).element_spec
     assert features["image"] == tf.TensorSpec([None, H, W, 3], tf.uint8)
     assert labels["semantic"] == tf.TensorSpec([None, H, W], tf.int32)
     assert labels["depth"] == tf.TensorSpec([None, H, W], tf.float32)
@@ -68,9 +68,10 @@ def test_batches_have_static_shapes_and_the_documented_dtypes(spec, tasks, in_me
     assert all(m == tf.TensorSpec([None], tf.float32) for m in masks.values())
 
 
-def test_in_memory_and_streamed_give_the_same_batches(spec, tasks):
-    streamed = list(make_dataset(spec, "train", tasks, batch_size=5, in_memory=False).as_numpy_iterator())
-    kept = list(make_dataset(spec, "train", tasks, batch_size=5, in_memory=True).as_numpy_iterator())
+@pytest.mark.parametrize("other", [{"in_memory": True}, {"cache": "disk"}], ids=["in_memory", "disk_cache"])
+def test_in_memory_disk_cache_and_streamed_give_the_same_batches(spec, tasks, other):
+    streamed = list(make_dataset(spec, "train", tasks, batch_size=5, cache="none").as_numpy_iterator())
+    kept = list(make_dataset(spec, "train", tasks, batch_size=5, **other).as_numpy_iterator())
     assert len(streamed) == len(kept) == 4
     for a, b in zip(streamed, kept):
         for part in range(3):
@@ -78,10 +79,10 @@ def test_in_memory_and_streamed_give_the_same_batches(spec, tasks):
                 np.testing.assert_array_equal(a[part][key], b[part][key])
 
 
-def test_shuffled_image_batches_hold_every_item_once(spec, tasks, in_memory):
+def test_shuffled_image_batches_hold_every_item_once(spec, tasks, reading):
     train = tiny_image_items(ROWS, H, W)["train"]
     features, _, _ = _concat(make_dataset(spec, "train", tasks, batch_size=4, shuffle=True, seed=2,
-                                          in_memory=in_memory))
+                                          **reading))
     key = lambda images: sorted(image.tobytes() for image in images)  # noqa: E731
     assert key(features["image"]) == key([item["image"] for item in train])
 

@@ -18,8 +18,8 @@ def _concat(ds):
                  for part in range(3))
 
 
-def test_shapes_and_dtypes(spec, tasks, in_memory):
-    features, labels, masks = next(iter(make_dataset(spec, "train", tasks, batch_size=8, in_memory=in_memory)))
+def test_shapes_and_dtypes(spec, tasks, reading):
+    features, labels, masks = next(iter(make_dataset(spec, "train", tasks, batch_size=8, **reading)))
     assert {k: v.dtype for k, v in features.items()} == {
         "amount": tf.float32, "balance": tf.float32, "channel": tf.string, "timestamp": tf.int64}
     assert set(labels) == set(masks) == {"fraud", "default_risk"}
@@ -28,9 +28,9 @@ def test_shapes_and_dtypes(spec, tasks, in_memory):
     assert all(v.dtype == tf.float32 for v in [*labels.values(), *masks.values()])
 
 
-def test_masks_labels_and_missing_features_match_the_rows(spec, tasks, in_memory):
+def test_masks_labels_and_missing_features_match_the_rows(spec, tasks, reading):
     rows = tiny_rows(ROWS, seed=0)["test"]  # one shard: read in written order
-    features, labels, masks = _concat(make_dataset(spec, "test", tasks, batch_size=5, in_memory=in_memory))
+    features, labels, masks = _concat(make_dataset(spec, "test", tasks, batch_size=5, **reading))
     labelled = np.array([r["defaulted"] is not None for r in rows], dtype=np.float32)
     np.testing.assert_array_equal(masks["default_risk"], labelled)
     np.testing.assert_array_equal(masks["fraud"], np.ones(len(rows), np.float32))
@@ -43,9 +43,9 @@ def test_masks_labels_and_missing_features_match_the_rows(spec, tasks, in_memory
     np.testing.assert_array_equal(features["timestamp"], [r["timestamp"] or -1 for r in rows])
 
 
-def test_batch_sizes(spec, tasks, in_memory):
+def test_batch_sizes(spec, tasks, reading):
     def sizes(**kwargs):
-        ds = make_dataset(spec, "train", tasks, batch_size=10, in_memory=in_memory, **kwargs)
+        ds = make_dataset(spec, "train", tasks, batch_size=10, **reading, **kwargs)
         return [len(f["balance"]) for f, _, _ in ds.take(7)]
 
     assert sizes() == [10, 10, 10, 10, 8]
@@ -53,17 +53,17 @@ def test_batch_sizes(spec, tasks, in_memory):
     assert sizes(repeat=True) == [10] * 7
 
 
-def test_reads_every_row_once_per_pass(spec, tasks, in_memory):
+def test_reads_every_row_once_per_pass(spec, tasks, reading):
     train = tiny_rows(ROWS, seed=0)["train"]
     features, _, _ = _concat(make_dataset(spec, "train", tasks, batch_size=7, shuffle=True, seed=3,
-                                            in_memory=in_memory))
+                                            **reading))
     np.testing.assert_allclose(np.sort(features["balance"]), np.sort([r["balance"] for r in train]),
                                rtol=1e-6)
 
 
-def test_shuffle_is_deterministic_for_a_seed(spec, tasks, in_memory):
+def test_shuffle_is_deterministic_for_a_seed(spec, tasks, reading):
     def order(seed, shuffle=True):
-        ds = make_dataset(spec, "train", tasks, batch_size=16, shuffle=shuffle, seed=seed, in_memory=in_memory)
+        ds = make_dataset(spec, "train", tasks, batch_size=16, shuffle=shuffle, seed=seed, **reading)
         return _concat(ds)[0]["balance"]
 
     np.testing.assert_array_equal(order(1), order(1))
