@@ -106,8 +106,8 @@ def build_pipeline(pipeline, recipe: Recipe, files: list[str], out_dir: str) -> 
     summary = (converted[SUMMARIES]
                | "Summarize" >> SummarizeBatches(recipe.data.features, recipe.tasks)
                | "SummaryJson" >> beam.Map(lambda merged: (SUMMARY_FILE, [json.dumps(merged, sort_keys=True)])))
+    # Not flattened first: each writes its part files in the step that makes it (see WriteFiles).
     _ = ((examples, rejects, summary)
-         | "Outputs" >> beam.Flatten()
          | "WriteFiles" >> WriteFiles(out_dir, [*names, REJECTS_FILE, SUMMARY_FILE])
          | "CountWritten" >> WriteCounts(out_dir))
 

@@ -153,6 +153,8 @@ class ReadCsvBatches(beam.PTransform):
     batch at a time. Large uncompressed files are read in byte ranges in parallel, each range
     first scanned for whether it begins inside a quoted field (a record with line breaks
     that crosses the range boundary); compressed files (``.gz``, ``.bz2``) are read whole.
+    The ranges are listed when the pipeline is built (the files' sizes); when every file is
+    one range, no range needs that scan and the pipeline has no step for it.
 
     Args:
         files: the file paths (not globs), e.g. from :func:`pipelines.sources.expand_sources`.
@@ -173,14 +175,21 @@ class ReadCsvBatches(beam.PTransform):
         self.delimiter = delimiter
 
     def expand(self, pbegin):
-        range_bytes = self.range_bytes
-        return (pbegin
-                | "Files" >> beam.Create(self.files)
-                | "Ranges" >> beam.FlatMap(lambda path: _ranges(path, range_bytes))
-                | "SpreadProbes" >> beam.Reshuffle()
-                | "Probe" >> beam.ParDo(ProbeRangeFn(self.delimiter, self.skip_header))
-                | "ByFile" >> beam.GroupByKey()
-                | "Chain" >> beam.FlatMap(_range_starts)
+        # The ranges are listed here, where the pipeline is built: a file's size is one
+        # metadata lookup, and knowing them lets the common case (no file larger than one
+        # range) skip the probing steps, which cost a few stages whatever the data size.
+        ranges = [piece for path in self.files for piece in _ranges(path, self.range_bytes)]
+        if all(last for *_, last in ranges):  # one range per file: each starts at a record start
+            starts = pbegin | "Ranges" >> beam.Create([(path, start, end, False) for path, start, end, _ in ranges],
+                                                      reshuffle=False)
+        else:
+            starts = (pbegin
+                      | "Ranges" >> beam.Create(ranges, reshuffle=False)
+                      | "SpreadProbes" >> beam.Reshuffle()
+                      | "Probe" >> beam.ParDo(ProbeRangeFn(self.delimiter, self.skip_header))
+                      | "ByFile" >> beam.GroupByKey()
+                      | "Chain" >> beam.FlatMap(_range_starts))
+        return (starts
                 | "Spread" >> beam.Reshuffle()
                 | "Read" >> beam.ParDo(ReadRangeFn(self.batch_size, self.skip_header, self.delimiter)))
 
@@ -439,6 +448,12 @@ class WriteFiles(beam.PTransform):
     (:class:`WritePartsFn`) and one step per file joins their bytes (:class:`JoinPartsFn`),
     so only file paths are grouped, never the records.
 
+    The pieces may come as one PCollection or as a tuple or list of them, e.g.
+    ``(examples, rejects, summary) | WriteFiles(...)``: each gets its own part writer, in
+    the step that makes its pieces. Flattening them first would make the runner gather
+    every example in one place before writing it (a Flatten of the outputs of different
+    steps is a step of its own), which is what the part files are there to avoid.
+
     Args:
         out_dir: the output folder (any Beam file system).
         names: the file names (relative to ``out_dir``) that must exist afterwards.
@@ -453,12 +468,18 @@ class WriteFiles(beam.PTransform):
     def expand(self, pieces):
         from pipelines.engine import emits_from_finish_bundle
 
+        sources = list(pieces) if isinstance(pieces, (tuple, list)) else [pieces]
+        if not sources:
+            raise ValueError("WriteFiles needs at least one PCollection of pieces; received none")
+        pipeline = sources[0].pipeline
         per_piece = self.per_piece
         if per_piece is None:
-            per_piece = not emits_from_finish_bundle(pieces.pipeline.options)
-        parts = pieces | "WriteParts" >> beam.ParDo(WritePartsFn(self.out_dir, per_piece))
-        empty = pieces.pipeline | "AllNames" >> beam.Create([(name, None) for name in self.names])
-        return ((parts, empty)
+            per_piece = not emits_from_finish_bundle(pipeline.options)
+        labels = ["WriteParts"] if len(sources) == 1 else [f"WriteParts_{i}" for i in range(len(sources))]
+        parts = [source | label >> beam.ParDo(WritePartsFn(self.out_dir, per_piece))
+                 for label, source in zip(labels, sources)]
+        empty = pipeline | "AllNames" >> beam.Create([(name, None) for name in self.names], reshuffle=False)
+        return ((*parts, empty)
                 | "Gather" >> beam.Flatten()
                 | "ByFile" >> beam.GroupByKey()
                 | "Join" >> beam.ParDo(JoinPartsFn(self.out_dir)))
@@ -475,7 +496,7 @@ def _write_counts(counts: Mapping[str, int], path: str) -> None:
 class WriteCounts(beam.PTransform):
     """``(file name, records)`` from :class:`WriteFiles` -> ``out_dir/written.json``:
     ``{"files": {name: records}}``, what each output file received, counted by the step that
-    wrote it.
+    wrote it. :class:`WriteFiles` reports every file it names, so the input is never empty.
 
     Args:
         out_dir: the output folder.
@@ -487,6 +508,9 @@ class WriteCounts(beam.PTransform):
 
     def expand(self, written):
         path = FileSystems.join(self.out_dir, COUNTS_FILE)
+        # One group of a few (name, count) pairs: cheaper to build and run than a global
+        # combine, which adds steps for the default of an empty input.
         return (written
-                | "ToDict" >> beam.combiners.ToDict()
-                | "Write" >> beam.Map(_write_counts, path))
+                | "KeyAll" >> beam.Map(lambda count: (None, count))
+                | "Group" >> beam.GroupByKey()
+                | "Write" >> beam.MapTuple(lambda _, counts: _write_counts(dict(counts), path)))

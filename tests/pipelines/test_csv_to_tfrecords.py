@@ -207,3 +207,33 @@ def test_worker_processes_write_the_same_examples_as_one_process(dataset, tmp_pa
         records = [sorted(r.numpy() for r in tf.data.TFRecordDataset(f, compression_type="GZIP")) for f in files]
         assert len(records[0]) == one.rows_written[split] and records[0] == records[1]
     assert not glob.glob(str(tmp_path / "dataset" / "beam-temp-*"))
+
+
+def _fused_stages(recipe, files, out_dir):
+    """The stages the DirectRunner runs the CSV pipeline in: each a list of step names."""
+    import apache_beam as beam
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
+
+    from pipelines.csv_to_tfrecords import build_pipeline
+
+    pipeline = beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--runner=DirectRunner"]))
+    build_pipeline(pipeline, recipe, files, out_dir)
+    _, stages = FnApiRunner().create_stages(pipeline.to_runner_api())
+    return [[transform.unique_name for transform in stage.transforms] for stage in stages]
+
+
+def test_examples_are_written_by_the_step_that_converts_them_in_few_stages(dataset, tmp_path):
+    """The examples go from the conversion to their part files within one fused stage (a
+    worker writes what it converts; nothing but file paths crosses to another stage), and
+    the whole run is a handful of stages: each stage costs every worker a round trip,
+    whatever the data size, which is most of a short run's time."""
+    _, paths = dataset
+    recipe = fraud_recipe(str(paths[0].parent / "*.csv"), str(tmp_path / "unused"))
+    stages = _fused_stages(recipe, [str(p) for p in paths], str(tmp_path / "dataset"))
+    converting = [stage for stage in stages if "Convert/Convert" in stage]
+    assert len(converting) == 1
+    writers = [name for name in converting[0] if name.startswith("WriteFiles/WriteParts")]
+    assert "WriteFiles/WriteParts_0" in writers  # the examples' writer (rejects' too)
+    assert not [name for stage in stages if stage is not converting[0] for name in stage
+                if name.startswith("Shard") or name == "WriteFiles/WriteParts_0"]
+    assert len(stages) <= 8

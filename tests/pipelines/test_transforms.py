@@ -120,6 +120,23 @@ def test_split_assignment_is_stable_proportional_and_seeded():
     assert {assign_split(k, {"train": 0.5, "validation": 0.0, "test": 0.5}, 1) for k in keys} == {"train", "test"}
 
 
+def test_the_quote_probe_runs_only_for_files_read_in_several_ranges(tmp_path):
+    """A file of one range begins at a record start, so the steps that probe where ranges
+    begin (a shuffle, a scan and a grouping: fixed costs of every run) are left out."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    path = tmp_path / "a.csv"
+    path.write_text('h,v\n"x\ny",1\nz,2\n')
+
+    def steps(range_bytes):
+        pipeline = beam.Pipeline(options=PipelineOptions(["--runner=DirectRunner"]))
+        _ = pipeline | "Read" >> ReadCsvBatches([str(path)], range_bytes=range_bytes)
+        return {t.unique_name for t in pipeline.to_runner_api().components.transforms.values()}
+
+    assert "Read/Probe" in steps(4)
+    assert "Read/Probe" not in steps(1 << 20) and "Read/Read" in steps(1 << 20)
+
+
 def test_shard_examples_deals_every_example_once_round_robin():
     examples = [("train", [b"t%d" % i for i in range(5)]), ("test", [b"x0"]), ("train", [b"t5", b"t6"])]
     with BeamTestPipeline() as p:
