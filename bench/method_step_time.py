@@ -264,6 +264,7 @@ def main() -> None:
         "model": "x(256) -> shared MLP(512, 256) -> per task MLP(64) -> sigmoid", "batch": BATCH,
         "steps_per_round": args.steps, "rounds": args.rounds, "threads": args.threads or "default",
         "device": "CPU", "xla_rows": args.xla,
+        "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (oneDNN kernels on)"),
         "libmtl": None if not args.libmtl else _libmtl_versions(args.libmtl),
         "machine_load": {"loadavg_1_5_15_min_at_start": [round(v, 2) for v in load_at_start],
                          "loadavg_1_5_15_min_at_end": [round(v, 2) for v in load_at_end],
