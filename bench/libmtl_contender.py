@@ -29,6 +29,8 @@ caller can interleave LibMTL's rounds with its own:
     {"tasks": 3, "method": "pcgrad", "steps": 20}  ->  {"wall_s": ..., "cpu_s": ...}   (per step)
 
 The first request for a (tasks, method) pair builds its model and runs five untimed steps.
+A pair LibMTL cannot run is answered ``{"error": "..."}`` (LibMTL 1.1.5's CAGrad, for one,
+hard-codes three tasks in its dual objective).
 """
 
 from __future__ import annotations
@@ -128,7 +130,11 @@ def main() -> None:
         request = json.loads(line)
         key = (request["tasks"], request["method"])
         if key not in steps_by_key:
-            steps_by_key[key] = build(*key)
+            try:
+                steps_by_key[key] = build(*key)
+            except Exception as error:  # noqa: BLE001 -- reported to the caller, which goes on without it
+                print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
+                continue
         step, steps = steps_by_key[key], request["steps"]
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):

@@ -132,6 +132,10 @@ def trainer_round(trainer: Trainer, data: tf.data.Dataset) -> Callable[[], tuple
     return one_round
 
 
+class LibMTLCannot(Exception):
+    """LibMTL could not run a (tasks, method) pair; the message says why."""
+
+
 class LibMTL:
     """``bench/libmtl_contender.py`` running under another Python (with PyTorch and LibMTL):
     one long-lived process, asked for one round at a time so its rounds interleave with ours."""
@@ -148,6 +152,8 @@ class LibMTL:
         if not line:
             raise RuntimeError("the LibMTL contender stopped (see its error above)")
         answer = json.loads(line)
+        if "error" in answer:
+            raise LibMTLCannot(answer["error"])
         return answer["wall_s"], answer["cpu_s"]
 
     def round(self, num_tasks: int, method: str, steps: int) -> Callable[[], tuple[float, float]]:
@@ -179,9 +185,15 @@ def time_methods(num_tasks: int, steps: int, rounds: int, only: list[str] | None
             print(f"T={num_tasks} {label}: compiled", flush=True)
     runs["plain"] = plain_step(tasks, data, steps, jit_compile=False)
     runs["plain+xla"] = plain_step(tasks, data, steps, jit_compile=True)
+    libmtl_failures = {}
     if libmtl is not None:
         for method in (m for m in chosen if m in LIBMTL_METHODS):
-            runs[f"libmtl:{method}"] = libmtl.round(num_tasks, method, steps)
+            try:
+                runs[f"libmtl:{method}"] = libmtl.round(num_tasks, method, steps)
+            except LibMTLCannot as error:
+                libmtl_failures[method] = str(error)
+                print(f"T={num_tasks} libmtl:{method}: cannot run ({error})", flush=True)
+                continue
             print(f"T={num_tasks} libmtl:{method}: built", flush=True)
     seconds: dict[str, list[float]] = {label: [] for label in runs}
     cpu_seconds: dict[str, list[float]] = {label: [] for label in runs}
@@ -217,6 +229,8 @@ def time_methods(num_tasks: int, steps: int, rounds: int, only: list[str] | None
             ratio = statistics.median(v / w for v, w in zip(seconds[label], seconds[theirs]))
             row.update(ratio_to_libmtl=round(ratio, 3), libmtl_target=LIBMTL_TARGET,
                        meets_libmtl_target=bool(ratio <= LIBMTL_TARGET))
+        elif label in libmtl_failures:
+            row["libmtl_cannot_run"] = libmtl_failures[label]
     return results
 
 
