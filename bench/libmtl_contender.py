@@ -29,6 +29,8 @@ caller can interleave LibMTL's rounds with its own:
     {"tasks": 3, "method": "pcgrad", "steps": 20}  ->  {"wall_s": ..., "cpu_s": ...}   (per step)
 
 The first request for a (tasks, method) pair builds its model and runs five untimed steps.
+Every step is timed as in LibMTL's third epoch (``epoch = 2``, a loss history of ones), past
+the epochs in which GradNorm and DWA fall back to equal weights.
 A pair LibMTL cannot run is answered ``{"error": "..."}`` (LibMTL 1.1.5's CAGrad, for one,
 hard-codes three tasks in its dual objective).
 """
@@ -90,8 +92,9 @@ def build(num_tasks: int, method: str):
             super().__init__(task_names, Encoder, decoders, rep_grad=False, multi_input=False,
                              device=torch.device("cpu"))
             self.init_param()
-            # What LibMTL's Trainer sets before training.
-            self.epoch, self.train_loss_buffer = 0, np.zeros([num_tasks, 100])
+            # What LibMTL's Trainer keeps, as in its third epoch: GradNorm runs plain EW in epoch 0
+            # and DWA in epochs 0 and 1, so earlier epochs would time EW under their names.
+            self.epoch, self.train_loss_buffer = 2, np.ones([num_tasks, 100])
 
         def zero_grad_share_params(self):
             self.encoder.zero_grad(set_to_none=False)
