@@ -132,3 +132,16 @@ def test_a_dataset_that_repeats_forever_needs_steps_per_epoch():
 def test_steps_per_execution_must_be_a_positive_integer_or_auto(value):
     with pytest.raises(ValueError, match=f"steps_per_execution must be an integer >= 1 or 'auto'; received {value!r}"):
         make_trainer(steps_per_execution=value)
+
+
+def test_cagrad_coefficients_compiled_with_xla_give_the_weights_of_the_plain_graph():
+    from mtl_tf.training.aggregators import AGGREGATORS
+
+    runs = []
+    for compiled in (True, False):
+        aggregator = AGGREGATORS.get("cagrad")
+        assert aggregator.compile_coefficients  # CAGrad's default: its solver's loop is compiled
+        aggregator.compile_coefficients = compiled
+        # Three epochs: the solvers that warm-start from the previous step's solution carry state.
+        runs.append(fit(toy_dataset(96), epochs=3, gradient=aggregator))
+    assert_same_run(*runs)

@@ -58,10 +58,14 @@ class GradientAggregator(tf.Module):
     Attributes:
         needs_task_gradients: whether the step must compute one gradient per task.
         uses_losses: whether :meth:`coefficients` reads the losses.
+        compile_coefficients: whether the step compiles :meth:`coefficients` with XLA (an
+            iterative solve on the ``(T, T)`` Gram matrix: a loop of tiny ops, each of which costs
+            more to dispatch in a TensorFlow graph than to compute; XLA fuses them).
     """
 
     needs_task_gradients: bool = True
     uses_losses: bool = False
+    compile_coefficients: bool = False
 
     def __init__(self, rep_grad: bool = False):
         super().__init__(name=type(self).__name__)

@@ -37,6 +37,8 @@ class CAGrad(GradientAggregator):
         c: the radius of the ball, relative to ``|g0|``.
     """
 
+    compile_coefficients = True
+
     def __init__(self, rep_grad: bool = False, c: float = 0.4):
         super().__init__(rep_grad)
         if c < 0:
