@@ -4,8 +4,9 @@ The fraud-signals recipe's data (synthetic, preprocessed by the real Beam pipeli
 `mtl_tf.data.reader.make_dataset` as fast as it goes (no training), shuffled, in each of its
 modes: in memory (the default when the split fits: parsed once, a full reshuffle per epoch),
 the disk cache (the default when it does not: parsed once into chunks on disk, read back every
-epoch) and, as the reference, the shards streamed (gzip TFRecords parsed every epoch). Separately, the recipe's model is trained on
-the same batches cached in memory (so input costs nothing there). Target: the default reader
+epoch) and, as the reference, the shards streamed (gzip TFRecords parsed every epoch).
+Separately, the recipe's model is trained on the same batches cached in memory (so input costs
+nothing there). Target: the default reader
 delivers >= 5x what the trainer consumes, so training is never input-bound.
 
 Each reader is read as the trainer reads it: its batches taken inside a compiled function
@@ -57,9 +58,8 @@ def main() -> None:
 
     import tensorflow as tf
 
-    readers = {}  # cache mode -> the same reader iterated in Python (a reference figure)
-
     def reader(cache: str):
+        """``(read in a compiled function, read in a Python loop, batches)`` of one reading mode."""
         ds = make_dataset(spec, "train", tasks, batch, shuffle=True, shuffle_buffer=recipe.training.shuffle_buffer,
                           cache=cache)
 
@@ -76,17 +76,16 @@ def main() -> None:
 
         def read_in_python() -> int:
             return sum(int(features["amount"].shape[0]) for features, _, _ in ds)
-        readers[cache] = read_in_python
-        return read_all, int(ds.cardinality().numpy())
+        return read_all, read_in_python, int(ds.cardinality().numpy())
 
     cache_dir = Path(spec.root) / "cache"
     shutil.rmtree(cache_dir, ignore_errors=True)
-    streamed, streamed_batches = reader("none")
+    streamed, streamed_in_python, streamed_batches = reader("none")
     start = time.perf_counter()
-    in_memory, memory_batches = reader("memory")  # parses the split once
+    in_memory, memory_in_python, memory_batches = reader("memory")  # parses the split once
     load_s = time.perf_counter() - start
     start = time.perf_counter()
-    disk, disk_batches = reader("disk")  # parses the split once into the cache
+    disk, disk_in_python, disk_batches = reader("disk")  # parses the split once into the cache
     build_s = time.perf_counter() - start
     start = time.perf_counter()
     reader("disk")  # opens the cache built above: checks its manifest and files
@@ -96,8 +95,8 @@ def main() -> None:
     load_before = os.getloadavg()
     rates = interleaved_rates({"in_memory": in_memory, "disk_cache": disk, "streamed": streamed}, args.repeats,
                               warm_up=True)
-    in_python = interleaved_rates({"in_memory": readers["memory"], "disk_cache": readers["disk"],
-                                   "streamed": readers["none"]}, max(3, args.repeats // 2), warm_up=True)
+    in_python = interleaved_rates({"in_memory": memory_in_python, "disk_cache": disk_in_python,
+                                   "streamed": streamed_in_python}, max(3, args.repeats // 2), warm_up=True)
     load_after = os.getloadavg()
     memory_rate, memory_all = rates["in_memory"]
     disk_rate, disk_all = rates["disk_cache"]

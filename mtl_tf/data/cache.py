@@ -139,8 +139,7 @@ def _build(folder: Path, chunks: Callable[[], tf.data.Dataset], rows: int, key: 
 def _save(chunks: tf.data.Dataset, folder: Path) -> tuple[int, int]:
     """Saves ``chunks`` (one snapshot shard per chunk, in order); returns the rows and chunks
     read back."""
-    counted = chunks.enumerate().map(lambda index, chunk: (index, chunk))
-    counted.save(str(folder), shard_func=lambda index, chunk: index)
+    chunks.enumerate().save(str(folder), shard_func=lambda index, chunk: index)
     sizes = tf.data.Dataset.load(str(folder)).map(lambda index, chunk: tf.shape(tf.nest.flatten(chunk)[0])[0])
     counts = [int(size) for size in sizes]
     return sum(counts), len(counts)

@@ -118,7 +118,7 @@ def make_dataset(spec: DatasetSpec, split: str, tasks: Sequence[Any], batch_size
     if shuffle and shuffle_buffer < 1:
         raise ValueError(f"shuffle_buffer must be a positive integer; received {shuffle_buffer!r}")
     example_spec, from_parsed = _parsing(spec, tasks)
-    parse = _batch_parser(spec, tasks)
+    parse = _parser(example_spec, from_parsed)
     finish = _batch_finisher(spec, tasks, augment, seed)
     mode, folder = _reading_mode(spec, split, tasks, in_memory, cache, cache_dir)
     ds = None
@@ -403,7 +403,11 @@ def _read_chunks(path: tf.Tensor) -> tf.data.Dataset:
 def _batch_parser(spec: DatasetSpec, tasks: Sequence[Any]):
     """A function: serialized batch -> (features, labels, masks), with images and dense
     labels in their kept form (encoded bytes; boxes padded), see :func:`_batch_finisher`."""
-    example_spec, from_parsed = _parsing(spec, tasks)
+    return _parser(*_parsing(spec, tasks))
+
+
+def _parser(example_spec, from_parsed):
+    """Serialized batch -> (features, labels, masks), from :func:`_parsing`'s pair."""
     return lambda serialized: from_parsed(tf.io.parse_example(serialized, example_spec))
 
 
