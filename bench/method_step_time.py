@@ -13,10 +13,15 @@ ratio to EW's epoch of the same round (measured seconds apart, so a machine whos
 changes over the run slows both alike); the figure is the median of those per-round ratios
 (the JSON also holds the ratios of the medians and of the fastest epochs).
 
-Two references run in the same rounds: ``plain`` and ``plain+xla``, a hand-written
+References run in the same rounds: ``plain`` and ``plain+xla``, a hand-written
 ``tf.function`` step of the same Keras model on the same data (GradientTape over the sum of
 the per-task binary cross-entropies, Adam ``apply_gradients``; one call per batch, read in
-Python), without and with ``jit_compile=True``. ``--xla`` also times every chosen method
+Python), without and with ``jit_compile=True``; ``plain:per_task`` and
+``plain:per_task_loop``, the same step computing each task's gradient of the shared trunk
+(one vectorised ``tape.jacobian`` pass, or one ``tape.gradient`` per task as LibMTL does) and
+applying their sum: the least any method with per-task gradients does, so the limit for them.
+EW also runs in epochs five times as long (``ew:<steps>_steps_per_epoch``): an epoch's own
+work (its iterator, the metrics' results) then weighs on each step as in a real epoch. ``--xla`` also times every chosen method
 with ``Trainer(jit_compile=True)`` (label ``<method>+xla``). Every row has the absolute
 ms/step (wall clock: the Trainer's ``epoch_time_s``) and the process CPU ms/step (the whole
 ``fit`` call or round, so a little per-epoch work is in it), a steadier figure on a machine
@@ -87,25 +92,46 @@ def methods() -> dict[str, dict]:
     return configs
 
 
-def plain_step(tasks: list[BinaryTask], data: tf.data.Dataset, steps: int,
-               jit_compile: bool) -> Callable[[], tuple[float, float]]:
+def plain_step(tasks: list[BinaryTask], data: tf.data.Dataset, steps: int, jit_compile: bool = False,
+               per_task: str | None = None) -> Callable[[], tuple[float, float]]:
     """A round of ``steps`` steps of a hand-written ``tf.function`` train step of the same
-    model: ``() -> (wall seconds, CPU seconds)`` per step. Traces the step once up front."""
+    model: ``() -> (wall seconds, CPU seconds)`` per step. Traces the step once up front.
+
+    ``per_task`` makes it the least a method with per-task gradients must do: each task's
+    gradient of the shared trunk's variables (``"vectorized"``: one ``tape.jacobian`` pass,
+    ``"loop"``: one ``tape.gradient`` per task, as LibMTL does), the towers' from the summed
+    loss, and the sum of the per-task gradients applied (no method in between).
+    """
     keras.utils.set_random_seed(0)
     model = build_model(tasks)
     optimizer = keras.optimizers.Adam(learning_rate=1e-3)
     variables = model.trainable_variables
+    trunk = model.get_layer("shared_trunk").trainable_variables
+    towers = [v for v in variables if all(v is not w for w in trunk)]
     optimizer.build(variables)
+
+    def gradients(tape, losses, stacked, total):
+        if per_task is None:
+            return tape.gradient(total, variables), variables
+        if per_task == "vectorized":
+            per_task_grads = [tf.unstack(j) for j in tape.jacobian(stacked, trunk)]
+            per_task_grads = list(zip(*per_task_grads))
+        else:
+            per_task_grads = [tape.gradient(loss, trunk) for loss in losses]
+        shared = [tf.add_n(list(g)) for g in zip(*per_task_grads)]
+        return shared + tape.gradient(total, towers), trunk + towers
 
     @tf.function(jit_compile=jit_compile)
     def step(features, labels, masks):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=per_task is not None) as tape:
             outputs = model(features, training=True)
-            loss = tf.add_n([tf.reduce_mean(keras.losses.binary_crossentropy(labels[t.name][:, None],
-                                                                              outputs[t.name][:, None]))
-                             for t in tasks])
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss
+            losses = [tf.reduce_mean(keras.losses.binary_crossentropy(labels[t.name][:, None],
+                                                                      outputs[t.name][:, None])) for t in tasks]
+            stacked = tf.stack(losses)
+            total = tf.reduce_sum(stacked)
+        grads, updated = gradients(tape, losses, stacked, total)
+        optimizer.apply_gradients(zip(grads, updated))
+        return total
 
     iterator = iter(data)
     step(*next(iterator)).numpy()
@@ -165,6 +191,7 @@ class LibMTL:
         self.process.wait(timeout=60)
 
 
+LONG_EPOCH = 5  # EW is also timed in epochs of this many times --steps
 LIBMTL_METHODS = ["ew", "pcgrad", "cagrad", "mgda", "gradvac", "imtl_g", "gradnorm", "uncertainty", "dwa", "rlw"]
 LIBMTL_TARGET = 0.8  # ours at most this times LibMTL's wall-clock ms per step
 
@@ -183,8 +210,16 @@ def time_methods(num_tasks: int, steps: int, rounds: int, only: list[str] | None
             label = f"{label}+xla" if jit else label
             runs[label] = trainer_round(trainer, data)
             print(f"T={num_tasks} {label}: compiled", flush=True)
+    # EW in epochs five times longer: an epoch's own work (its iterator, the metrics' results)
+    # is spread over more steps, as in a real epoch of hundreds of steps.
+    trainer = Trainer(lambda: build_model(tasks), tasks, {"name": "adam", "learning_rate": 1e-3}, epochs=1,
+                      steps_per_epoch=LONG_EPOCH * steps, verbose=0, **methods()["ew"])
+    trainer.fit(data)
+    runs[f"ew:{LONG_EPOCH * steps}_steps_per_epoch"] = trainer_round(trainer, data)
     runs["plain"] = plain_step(tasks, data, steps, jit_compile=False)
     runs["plain+xla"] = plain_step(tasks, data, steps, jit_compile=True)
+    runs["plain:per_task"] = plain_step(tasks, data, steps, per_task="vectorized")
+    runs["plain:per_task_loop"] = plain_step(tasks, data, steps, per_task="loop")
     libmtl_failures = {}
     if libmtl is not None:
         for method in (m for m in chosen if m in LIBMTL_METHODS):
@@ -209,7 +244,7 @@ def time_methods(num_tasks: int, steps: int, rounds: int, only: list[str] | None
         ratio = statistics.median(v / e for v, e in zip(values, seconds["ew"]))
         cpu_ratio = statistics.median(v / e for v, e in zip(cpu_seconds[label], cpu_seconds["ew"]))
         method = label.removesuffix("+xla")
-        kind = "reference" if method == "plain" else "libmtl" if method.startswith("libmtl:") else (
+        kind = "reference" if method.startswith("plain") else "libmtl" if method.startswith("libmtl:") else (
             "rep_grad" if method.endswith("+rep_grad") else
             "param" if method.split("+")[0] in AGGREGATORS or method == "gradnorm" else "weighting")
         target = TARGETS.get(kind, {}).get(num_tasks)
