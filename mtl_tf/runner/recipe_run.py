@@ -31,7 +31,7 @@ class RunResult:
 
     run_dir: Path
     dataset_path: Path
-    report_path: Path
+    report_path: Path | None  # None on a worker that is not the chief (the chief writes it)
     test_metrics: dict[str, dict[str, float]]
     export_dir: Path | None = None
     run_id: str | None = None
@@ -49,8 +49,11 @@ class RunResult:
         for task, metrics in self.test_metrics.items():
             values = ", ".join(f"{k} {format_metric(v)}" for k, v in metrics.items())
             lines.append(f"  {task}: {values}")
-        lines.append(delta_m_line(self.delta_m))
-        lines.append(f"report: {self.report_path}")
+        if self.report_path is None:
+            lines.append("this worker is not the chief: the chief writes the report, exports and registers")
+        else:
+            lines.append(delta_m_line(self.delta_m))
+            lines.append(f"report: {self.report_path}")
         if self.export_dir:
             lines.append(f"export: {self.export_dir}")
         if self.run_id:
@@ -162,8 +165,8 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         findings = findings_stage(recipe, spec, tasks, trainer.model, data["test"], tracked) if chief else None
         timings["evaluate"] = time.perf_counter() - start
         if not chief:
-            return RunResult(run_dir=run_dir, dataset_path=Path(spec.root) / "dataset.json",
-                             report_path=run_dir / "report.md", test_metrics=test_metrics, timings=timings)
+            return RunResult(run_dir=run_dir, dataset_path=Path(spec.root) / "dataset.json", report_path=None,
+                             test_metrics=test_metrics, timings=timings)
 
         start = time.perf_counter()
         export_dir, skew = export_and_check(recipe, spec, tasks, trainer.model, run_dir, tracked.run_id)
