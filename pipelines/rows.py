@@ -82,8 +82,36 @@ def _split_whitespace_quoted(line: str) -> list[str]:
     return [m[1].replace('""', '"') + m[2] if m[3] is None else m[3] for m in _WHITESPACE_FIELD.finditer(line)]
 
 
-def parse_number(text: str, column: str) -> float | None:
+NumberFormat = Callable[[str], str]
+
+
+def number_format(decimal: str = ".", thousands: str | None = None) -> NumberFormat | None:
+    """How a cell of the source's number format becomes text ``float`` reads: the
+    ``thousands`` separator dropped and a ``','`` decimal mark made a ``'.'``; None for plain
+    numbers (``'.'`` decimal, no separator). With a ``','`` decimal mark a ``'.'`` that is not
+    the separator makes the cell unparsable (``1.5`` there is no number of that format)."""
+    if decimal == "." and thousands is None:
+        return None
+
+    def plain(text: str) -> str:
+        if thousands is not None:
+            text = text.replace(thousands, "")
+        if decimal == ",":
+            if "." in text:
+                raise ValueError("a '.' in a number whose decimal mark is ','")
+            text = text.replace(",", ".")
+        return text
+
+    return plain
+
+
+def parse_number(text: str, column: str, number: NumberFormat | None = None) -> float | None:
     """A float within float32's range, or None for an empty cell or ``nan``.
+
+    Args:
+        text: the cell.
+        column: its column, for the reject reason.
+        number: the source's number format (:func:`number_format`); None: ``float``'s own.
 
     Raises:
         RowRejected: ``unparsable_number`` for text that is not a number, ``not_finite`` for
@@ -93,9 +121,10 @@ def parse_number(text: str, column: str) -> float | None:
     if not text:
         return None
     try:
-        value = float(text)
+        value = float(number(text) if number is not None else text)
     except ValueError:
-        raise RowRejected("unparsable_number", f"unparsable number in '{column}': {text!r}") from None
+        hint = "" if number is None else " (data.source.decimal / thousands set the number format)"
+        raise RowRejected("unparsable_number", f"unparsable number in '{column}': {text!r}{hint}") from None
     if value != value:
         return None
     if not -FLOAT32_MAX <= value <= FLOAT32_MAX:
@@ -135,8 +164,9 @@ def parse_category(text: str, column: str) -> str | None:
     return text.strip() or None
 
 
-def label_parser(task: Task) -> Callable[[str], Any]:
-    """The function that turns a label cell of ``task`` into its typed value (None = no label)."""
+def label_parser(task: Task, number: NumberFormat | None = None) -> Callable[[str], Any]:
+    """The function that turns a label cell of ``task`` into its typed value (None = no label);
+    ``number``: the source's number format (:func:`number_format`), for regression labels."""
     column = task.label
     if task.positive:
         positive = frozenset(task.positive)
@@ -144,7 +174,7 @@ def label_parser(task: Task) -> Callable[[str], Any]:
     if task.type == "binary":
         return lambda text: _binary(text, column)
     if task.type == "regression":
-        return lambda text: parse_number(text, column)
+        return lambda text: parse_number(text, column, number)
     index = {name: i for i, name in enumerate(task.classes or [])}
     if task.type == "multiclass":
         return lambda text: _multiclass(text, column, index)
@@ -229,10 +259,12 @@ class RowParser:
         self.key_column = recipe.data.split.key
         self.split = recipe.data.split
         self.key_index = position[self.key_column] if self.key_column else None
-        na = frozenset(recipe.data.source.na_values)
-        self.steps = [(*_feature_step(f, position[f.source_column]), na) for f in recipe.data.features]
-        self.steps += [(t.label, position[t.label], label_parser(t), False, t.label, na | frozenset(t.na_values))
-                       for t in recipe.tasks]
+        source = recipe.data.source
+        na = frozenset(source.na_values)
+        number = number_format(source.decimal, source.thousands)
+        self.steps = [(*_feature_step(f, position[f.source_column], number), na) for f in recipe.data.features]
+        self.steps += [(t.label, position[t.label], label_parser(t, number), False, t.label,
+                        na | frozenset(t.na_values)) for t in recipe.tasks]
 
     def parse_line(self, line: str) -> Row:
         """Parses one CSV line; raises :class:`RowRejected` with the reason."""
@@ -264,22 +296,23 @@ class RowParser:
         return key, values
 
 
-def _feature_step(feature, index: int) -> tuple:
+def _feature_step(feature, index: int, number: NumberFormat | None = None) -> tuple:
     column = feature.source_column
     if feature.kind == "categorical":
         parse = lambda text: parse_category(text, column)  # noqa: E731
     elif feature.kind == "sequence":
         parse = sequence_parser(column, feature.length, feature.separator, feature.min, feature.max,
-                                feature.required)
+                                feature.required, number)
     elif feature.kind == "timestamp":
         parse = lambda text: parse_timestamp(text, column)  # noqa: E731
     else:
-        parse = _bounded(column, feature.min, feature.max)
+        parse = _bounded(column, feature.min, feature.max, number)
     return feature.name, index, parse, feature.required, column
 
 
 def sequence_parser(column: str, length: int, separator: str = "|", low: float | None = None,
-                    high: float | None = None, required: bool = False) -> Callable[[str], list[float]]:
+                    high: float | None = None, required: bool = False,
+                    number: NumberFormat | None = None) -> Callable[[str], list[float]]:
     """The function that turns a sequence cell into exactly ``length`` floats.
 
     The cell holds the events' values oldest first, joined by ``separator``. A shorter
@@ -295,13 +328,14 @@ def sequence_parser(column: str, length: int, separator: str = "|", low: float |
         low: elements below are rejected.
         high: elements above are rejected.
         required: an empty history rejects the row (``missing_required``).
+        number: the source's number format (:func:`number_format`).
 
     Returns:
         ``parse(text) -> list[float]``, raising :class:`RowRejected` with the reason.
     """
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"sequence '{column}': length must be an integer >= 1; received {length!r}")
-    bounded = _bounded(column, low, high)
+    bounded = _bounded(column, low, high, number)
     padding = [math.nan] * length
 
     def parse(text: str) -> list[float]:
@@ -316,9 +350,10 @@ def sequence_parser(column: str, length: int, separator: str = "|", low: float |
     return parse
 
 
-def _bounded(column: str, low: float | None, high: float | None) -> Callable[[str], float | None]:
+def _bounded(column: str, low: float | None, high: float | None,
+             number: NumberFormat | None = None) -> Callable[[str], float | None]:
     def parse(text: str) -> float | None:
-        value = parse_number(text, column)
+        value = parse_number(text, column, number)
         if value is None:
             return None
         if low is not None and value < low:

@@ -31,6 +31,7 @@ _OPTIONAL_IMAGE_KEYS = ("bit_depth", "window")
 WINDOW_MODES = ("per_image", "none")
 SPLIT_NAMES = ("train", "validation", "test")
 MAIN_DATASET = "data"
+THOUSANDS_SEPARATORS = (",", ".", "'", "_", " ")
 WHITESPACE_DELIMITER = r"\s+"
 WHITESPACE_ALIASES = (WHITESPACE_DELIMITER, "whitespace")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -201,6 +202,20 @@ class Source(Strict):
     na_values: list[str] = Field(default_factory=list,
                                  description="cell values that mean missing in every column read, "
                                              "compared without surrounding spaces, e.g. ['?']")
+    decimal: Literal[".", ","] = Field(".", description="the decimal mark of numbers: '.' (1234.5) or ',' "
+                                                        "(1234,5; then a '.' in a number is refused unless it is "
+                                                        "the thousands separator)")
+    thousands: str | None = Field(None, description="the digit-group separator of numbers, dropped before "
+                                                    "reading them: one of , . ' _ or a space (1.234,5 with "
+                                                    "decimal ',' and thousands '.'); none by default")
+
+    @field_validator("thousands")
+    @classmethod
+    def _group_separator(cls, value: str | None) -> str | None:
+        if value is None or value in THOUSANDS_SEPARATORS:
+            return value
+        raise ValueError(f"must be one of {', '.join(repr(c) for c in THOUSANDS_SEPARATORS)} or null; "
+                         f"received {value!r}")
 
     @field_validator("delimiter")
     @classmethod
@@ -213,6 +228,16 @@ class Source(Strict):
             if value == "\\t" else ""
         raise ValueError(f"must be one character other than a quote or a line break (e.g. ',', ';', '|', \"\\t\"), or "
                          f"'\\s+' (alias 'whitespace') for runs of spaces and tabs; received {value!r}{hint}")
+
+    @model_validator(mode="after")
+    def _number_format(self) -> "Source":
+        if self.thousands is not None and self.thousands == self.decimal:
+            raise ValueError(f"thousands and decimal must differ; received {self.thousands!r} for both")
+        if self.thousands is not None and (self.thousands == self.delimiter or (
+                self.thousands == " " and self.delimiter == WHITESPACE_DELIMITER)):
+            raise ValueError(f"thousands {self.thousands!r} is also the delimiter: a number's groups would "
+                             "split into fields; give another thousands separator or delimiter")
+        return self
 
     @model_validator(mode="after")
     def _columns_with_header(self) -> "Source":
@@ -527,6 +552,16 @@ class Data(Strict):
                                  f"data.split {', '.join(splitting)}: remove data.split (or keep only its key: ids "
                                  "stored and checked across the file's splits), or remove data.source.splits (and "
                                  "list data.source.prefixes) to split the rows by data.split")
+        return self
+
+    @model_validator(mode="after")
+    def _sequences_apart_from_numbers(self) -> "Data":
+        marks = {getattr(self.source, "decimal", "."), getattr(self.source, "thousands", None)}
+        for feature in self.features:
+            if feature.kind == "sequence" and feature.separator in marks:
+                raise ValueError(f"feature '{feature.name}': its separator {feature.separator!r} is also a mark of "
+                                 "the source's numbers (data.source.decimal / thousands); give the sequence "
+                                 "another separator")
         return self
 
     @property
