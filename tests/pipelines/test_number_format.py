@@ -3,6 +3,7 @@
 import pytest
 
 from mtl_tf.data.spec import DatasetSpec
+from mtl_tf.recipe import RecipeError
 from mtl_tf.recipe.loader import parse_recipe
 from pipelines.csv_to_tfrecords import run
 from pipelines.rows import RowParser, RowRejected
@@ -73,3 +74,14 @@ def test_a_european_file_makes_the_dataset_of_the_same_table_written_with_points
 def test_number_format_mistakes_are_one_line(source, fragment):
     message = error_of(with_data(source=source))
     assert fragment in message and "\n" not in message
+
+
+def test_a_sequence_separator_equal_to_a_number_mark_is_one_line():
+    raw = tiny_recipe().model_dump(mode="json")
+    raw["data"]["source"].update(decimal=",")
+    raw["data"]["features"].append({"name": "history", "kind": "sequence", "length": 3, "separator": ","})
+    with pytest.raises(RecipeError) as err:
+        parse_recipe(raw, check=False)
+    message = str(err.value)
+    assert "feature 'history': its separator ',' is also a mark of the source's numbers" in message
+    assert "\n" not in message
