@@ -10,8 +10,8 @@ import pytest
 from mtl_tf.data.spec import DatasetSpec
 from pipelines.images.pipeline import check_counts, run
 from tests.pipelines.images_tiny import (CLASSES, HEIGHT, OBJECTS, WIDTH, boundaries_by_loops, decode_depth,
-                                        decode_png, random_depth, random_image, random_mask, save_png, save_png_header_only,
-                                        scene_recipe, write_jsonl)
+                                        decode_png, random_depth, random_image, random_mask, save_png,
+                                        save_png_header_only, scene_recipe, write_jsonl)
 
 GOOD = 12
 # reject kind -> how the bad row differs from a good one
