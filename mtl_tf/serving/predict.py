@@ -1,10 +1,13 @@
 """Answers for raw rows: one JSON object per input row, from a SavedModel or TF Serving.
 
-Rows become tf.Examples with the Beam pipeline's own conversion (:mod:`.rows`) and go to
-a signature that takes serialized examples: ``serving_default`` (every task) or
+Rows become tf.Examples with the Beam pipeline's own conversion (:mod:`.rows`; images,
+from a manifest or a folder, with the image pipeline's: :mod:`.image_rows`) and go to a
+signature that takes serialized examples: ``serving_default`` (every task) or
 ``predict_<task>`` (one task). A good row's object holds the signature's outputs keyed as
-the signature names them; a rejected row's object is ``{"row", "error", "kind"}``, and the
-other rows are still answered.
+the signature names them (an image row's, shaped by :mod:`.answers`: its image path, dense
+maps as files or summaries, detections as boxes in its pixels); a rejected row's object is
+``{"row", "error", "kind"}`` (and ``"image"`` for an image row), and the other rows are still
+answered.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ TASK_PREFIX = "predict_"
 DEFAULT_BATCH = 256
 
 Answer = Callable[[Sequence[bytes]], Mapping[str, np.ndarray]]
+# One good row and its outputs -> its JSON object.
+RowAnswer = Callable[[RowInput, Mapping[str, np.ndarray]], dict[str, Any]]
 
 
 def signature_for(task: str | None) -> str:
@@ -81,17 +86,42 @@ class PredictSummary:
     rows: int = 0
     answered: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0  # files of a folder input that are not images
+    files: int = 0  # dense maps written beside the output
 
     def line(self) -> str:
         rejected = sum(self.rejected.values())
         reasons = ", ".join(f"{kind} {count}" for kind, count in sorted(self.rejected.items()))
         return (f"rows {self.rows} = answered {self.answered} + rejected {rejected}"
-                + (f" ({reasons})" if reasons else ""))
+                + (f" ({reasons})" if reasons else "")
+                + (f"; {self.skipped} files skipped (not images)" if self.skipped else ""))
+
+
+def plain_answer(row: RowInput, outputs: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """A tabular row's object: every output as plain JSON, keyed as the signature names it."""
+    return {name: json_value(value) for name, value in outputs.items()}
+
+
+def rejected_answer(row: RowInput) -> dict[str, Any]:
+    """``{"row", "error", "kind"}``, with ``"image"`` for an image row whose path is known."""
+    answer = {"row": row.row, "error": row.reason, "kind": row.kind}
+    image = getattr(row, "image", None)
+    return {**answer, "image": image} if image is not None else answer
 
 
 def predict_rows(rows: Iterable[RowInput], answer: Answer, batch_size: int = DEFAULT_BATCH,
-                 summary: PredictSummary | None = None) -> Iterator[dict[str, Any]]:
-    """One JSON-ready object per row, in input order; good rows answered ``batch_size`` at a time."""
+                 summary: PredictSummary | None = None,
+                 shape: RowAnswer = plain_answer) -> Iterator[dict[str, Any]]:
+    """One JSON-ready object per row, in input order; good rows answered ``batch_size`` at a time.
+
+    Args:
+        rows: the input rows.
+        answer: serialized examples -> the signature's outputs, one value per example.
+        batch_size: rows per call of ``answer``.
+        summary: counts rows, answered and rejected ones.
+        shape: a good row and its outputs -> its object (:func:`plain_answer`, or an
+            :class:`~mtl_tf.serving.answers.ImageAnswers` for image rows).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; received {batch_size}")
     summary = summary if summary is not None else PredictSummary()
@@ -99,13 +129,14 @@ def predict_rows(rows: Iterable[RowInput], answer: Answer, batch_size: int = DEF
     for row in rows:
         chunk.append(row)
         if len(chunk) == batch_size:
-            yield from _answer_chunk(chunk, answer, summary)
+            yield from _answer_chunk(chunk, answer, summary, shape)
             chunk = []
     if chunk:
-        yield from _answer_chunk(chunk, answer, summary)
+        yield from _answer_chunk(chunk, answer, summary, shape)
 
 
-def _answer_chunk(chunk: list[RowInput], answer: Answer, summary: PredictSummary) -> Iterator[dict[str, Any]]:
+def _answer_chunk(chunk: list[RowInput], answer: Answer, summary: PredictSummary,
+                  shape: RowAnswer) -> Iterator[dict[str, Any]]:
     good = [row for row in chunk if row.ok]
     outputs = answer([row.example for row in good]) if good else {}
     position = {row.row: i for i, row in enumerate(good)}
@@ -114,10 +145,10 @@ def _answer_chunk(chunk: list[RowInput], answer: Answer, summary: PredictSummary
         if row.ok:
             summary.answered += 1
             i = position[row.row]
-            yield {name: json_value(values[i]) for name, values in outputs.items()}
+            yield shape(row, {name: values[i] for name, values in outputs.items()})
         else:
             summary.rejected[row.kind] = summary.rejected.get(row.kind, 0) + 1
-            yield {"row": row.row, "error": row.reason, "kind": row.kind}
+            yield rejected_answer(row)
 
 
 def json_value(value: Any) -> Any:
@@ -196,12 +227,14 @@ def remote_answer(target: Target, signature: str, input_name: str, output_names:
 
 def run_predict(ref: Any, input_path: str | Path, output: Any, task: str | None = None, input_kind: str | None = None,
                 target: Target = Target(), tracking_uri: str | None = None, batch_size: int = DEFAULT_BATCH,
-                mapping: Mapping[str, str] | None = None, label: str | None = None) -> PredictSummary:
+                mapping: Mapping[str, str] | None = None, label: str | None = None,
+                dense_dir: str | Path | None = None, min_score: float | None = None) -> PredictSummary:
     """Answers every row of ``input_path`` with the registered version ``ref`` names.
 
     Args:
         ref: a :class:`~mtl_tf.serving.reference.ModelRef`.
-        input_path: a CSV or JSON-lines file of raw rows.
+        input_path: a CSV or JSON-lines file of raw rows; for an image recipe, a manifest
+            (CSV or JSON lines) or a folder of images (:mod:`.image_rows`).
         output: a text handle the JSON lines go to.
         task: answer through ``predict_<task>`` instead of ``serving_default``.
         input_kind: ``csv`` or ``jsonl``; default from the file's suffix.
@@ -211,26 +244,34 @@ def run_predict(ref: Any, input_path: str | Path, output: Any, task: str | None 
         batch_size: rows per request.
         mapping: alias -> label, for a server.
         label: ask the server for this label instead of the alias's.
+        dense_dir: image recipes: where masks and depth maps are written as PNG files
+            (:func:`~mtl_tf.serving.answers.dense_folder` of the output file); None: they are
+            summarised in the JSON.
+        min_score: image recipes: detections with a lower score are left out; default
+            :data:`~mtl_tf.serving.answers.DEFAULT_MIN_SCORE`.
 
     Returns:
         A :class:`PredictSummary`.
     """
     import tempfile
 
+    from mtl_tf.serving.image_rows import row_encoder
     from mtl_tf.serving.labels import DEFAULT_LABELS
     from mtl_tf.serving.registered import download_export, resolve_version, serving_files
-    from mtl_tf.serving.rows import ExampleEncoder, input_format
+    from mtl_tf.serving.rows import input_format
 
     input_path = Path(input_path)
-    if not input_path.is_file():
-        raise FileNotFoundError(f"no input file {str(input_path)!r}")
-    kind = input_kind or input_format(input_path)
+    if not input_path.exists():
+        raise FileNotFoundError(f"no input file or folder {str(input_path)!r}")
+    kind = None if input_path.is_dir() else input_kind or input_format(input_path)
     version = resolve_version(ref, tracking_uri)
     signature = signature_for(task)
     with tempfile.TemporaryDirectory(prefix="mtl-predict-") as folder:
         files = serving_files(version, Path(folder) / "files", tracking_uri)
         _check_task(task, files)
-        encoder = ExampleEncoder(files.recipe)
+        encoder = row_encoder(files.recipe)
+        shape = _row_answer(files.recipe, input_path, dense_dir, min_score)
+        rows = encoder.read(input_path, kind)
         described = files.signature(signature)
         if target.server is None:
             answer = local_answer(download_export(version, Path(folder) / "export", tracking_uri), signature)
@@ -239,8 +280,22 @@ def run_predict(ref: Any, input_path: str | Path, output: Any, task: str | None 
                                    mapping or DEFAULT_LABELS, target.timeout)
             answer = remote_answer(remote, signature, _only(described["inputs"]), list(described["outputs"]))
         summary = PredictSummary()
-        write_jsonl(predict_rows(encoder.read(input_path, kind), answer, batch_size, summary), output)
+        write_jsonl(predict_rows(rows, answer, batch_size, summary, shape), output)
+        summary.skipped = getattr(encoder, "skipped", 0)
+        summary.files = getattr(shape, "files", 0)
     return summary
+
+
+def _row_answer(recipe: Any, input_path: Path, dense_dir: str | Path | None, min_score: float | None) -> RowAnswer:
+    """How good rows are answered: :func:`plain_answer` for tabular rows, ImageAnswers for images."""
+    from mtl_tf.serving.answers import DEFAULT_MIN_SCORE, ImageAnswers
+
+    if recipe.data.image_feature is None:
+        if input_path.is_dir():
+            raise ValueError(f"{str(input_path)!r} is a folder: a folder of images is an input of image recipes; "
+                             "this recipe takes a CSV or JSON-lines file of rows")
+        return plain_answer
+    return ImageAnswers(recipe, dense_dir, DEFAULT_MIN_SCORE if min_score is None else min_score)
 
 
 def _check_task(task: str | None, files: Any) -> None:

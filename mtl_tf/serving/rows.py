@@ -59,16 +59,16 @@ class ExampleEncoder:
         recipe: the recipe the model was trained with (its features and source options).
 
     Raises:
-        ValueError: the recipe has image features (their rows hold files, which this
-            encoder does not read).
+        ValueError: the recipe has image features (their rows hold files:
+            :class:`~mtl_tf.serving.image_rows.ImageExampleEncoder` reads them).
     """
 
     def __init__(self, recipe: Recipe):
         images = [f.name for f in recipe.data.features if f.kind == "image"]
         if images:
             raise ValueError(f"feature(s) {', '.join(images)} are images: rows of image recipes hold file paths, "
-                             "and `mtl predict` converts tabular rows only; send encoded images to the "
-                             "serving_default signature as tf.Examples instead")
+                             "which ImageExampleEncoder (mtl_tf.serving.image_rows) reads; this encoder converts "
+                             "tabular rows")
         # The features alone: no labels, no split key, so rows without them parse.
         data = recipe.data.model_copy(update={"split": Split()})
         self._recipe = recipe.model_copy(update={"data": data, "tasks": []})

@@ -26,7 +26,8 @@ import numpy as np
 
 from mtl_tf.recipe.schema import Recipe
 from pipelines.encoding import Int64List, encode_example
-from pipelines.images.geometry import placement, resize_depth, resize_image, resize_mask, transform_boxes
+from pipelines.images.geometry import (Placement, placement, resize_depth, resize_image, resize_mask,
+                                      transform_boxes)
 from pipelines.images.items import EXAMPLE_KEY, Item, ItemRejected, reject_record
 from pipelines.images.labels import (boundaries, class_presence, column_plan, feature_reader, label_reader,
                                      reading)
@@ -57,13 +58,16 @@ class ConvertedBatch:
 
 @dataclass
 class _Stored:
-    """One converted item before encoding."""
+    """One converted item before encoding; ``placement`` is where its source image (of
+    ``source_size``, width x height) went in the stored one."""
 
     split: str
     image: np.ndarray
     values: dict[str, Any]
     features: dict[str, Any]
     labels: dict[str, Any]
+    placement: Placement | None = None
+    source_size: tuple[int, int] | None = None
 
 
 class ItemConverter:
@@ -118,7 +122,8 @@ class ItemConverter:
         return ConvertedBatch(examples, rejects, acc)
 
     def convert_item(self, item: Item) -> _Stored:
-        """One item -> its split, tf.Example values, stored image and labels (for statistics).
+        """One item -> its split, tf.Example values, stored image and labels (for statistics),
+        and where its source image went in the stored one.
 
         Raises:
             ItemRejected, RowRejected: the item is unusable, with the reason.
@@ -148,7 +153,7 @@ class ItemConverter:
         labels = self._labels(item, dense, out)
         if self.split.key:
             out[EXAMPLE_KEY] = item.key
-        return _Stored(self._split(item, source), stored, out, typed, labels)
+        return _Stored(self._split(item, source), stored, out, typed, labels, where, (width, height))
 
     def _dense(self, item: Item, where, width: int, height: int) -> dict[str, Any]:
         """Column -> its stored dense label (uint8 mask, float32 depth, (boxes, classes)); absent: no label."""

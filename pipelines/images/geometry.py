@@ -12,7 +12,8 @@ Images are resized bilinearly (PIL, which averages over the source pixels when s
 masks with nearest neighbour (class indices are never blended), depth with nearest neighbour
 too, so an invalid (0) pixel never bleeds into its neighbours and no depth between a near
 object and the far background is invented at their edge. Boxes follow the same affine map,
-are clipped to the stored image and dropped when nothing of them is left.
+are clipped to the stored image and dropped when nothing of them is left; :func:`source_boxes`
+maps boxes of the stored image (a model's detections) back to the source.
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ class Placement:
         """Source pixel coordinates -> stored pixel coordinates (continuous, edges at integers)."""
         sx, sy = self.scale
         return (x - self.box[0]) * sx + self.offset[0], (y - self.box[1]) * sy + self.offset[1]
+
+    def unmap_points(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Stored pixel coordinates -> source pixel coordinates: the inverse of :meth:`map_points`."""
+        sx, sy = self.scale
+        return (x - self.offset[0]) / sx + self.box[0], (y - self.offset[1]) / sy + self.box[1]
 
 
 def placement(source_width: int, source_height: int, width: int, height: int, mode: str) -> Placement:
@@ -122,3 +128,18 @@ def transform_boxes(boxes: np.ndarray, classes: np.ndarray, where: Placement) ->
     mapped = np.clip(mapped, 0, [where.width, where.height, where.width, where.height])
     kept = (mapped[:, 2] > mapped[:, 0]) & (mapped[:, 3] > mapped[:, 1])
     return mapped[kept], classes[kept]
+
+
+def source_boxes(boxes: np.ndarray, where: Placement, source_width: int,
+                 source_height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stored-pixel boxes (n, 4) ``[x_min, y_min, x_max, y_max]`` -> source-pixel boxes, clipped
+    to the ``source_width`` x ``source_height`` source: the inverse of :func:`transform_boxes`
+    (a predicted box, say). Returns the boxes kept and which of the inputs they are: a box
+    that lies in the padding or the cropped-off border has no area left and is dropped."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    x0, y0 = where.unmap_points(boxes[:, 0], boxes[:, 1])
+    x1, y1 = where.unmap_points(boxes[:, 2], boxes[:, 3])
+    mapped = np.clip(np.stack([x0, y0, x1, y1], axis=1), 0,
+                     [source_width, source_height, source_width, source_height])
+    kept = (mapped[:, 2] > mapped[:, 0]) & (mapped[:, 3] > mapped[:, 1])
+    return mapped[kept], np.flatnonzero(kept)

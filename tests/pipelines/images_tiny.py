@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import glob
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,16 @@ OBJECTS = ["car", "person"]
 def save_png(path: Path, array: np.ndarray, mode: str | None = None) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     (Image.fromarray(array, mode) if mode else Image.fromarray(array)).save(path)
+    return str(path)
+
+
+def save_png_header_only(path: Path, width: int, height: int) -> str:
+    """A PNG that claims ``width`` x ``height`` RGB pixels and holds none (a decompression bomb's header)."""
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
     return str(path)
 
 

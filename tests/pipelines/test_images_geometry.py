@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from pipelines.images.geometry import placement, resize_depth, resize_image, resize_mask, transform_boxes
+from pipelines.images.geometry import (placement, resize_depth, resize_image, resize_mask, source_boxes,
+                                      transform_boxes)
 
 
 def test_stretch_maps_the_whole_source_to_the_whole_image():
@@ -91,3 +92,28 @@ def test_boxes_are_scaled_shifted_clipped_and_dropped_when_nothing_is_left():
     expected = np.array([[0, 0, (8 - 4) * 2 / 3, 6 * 2 / 3], [(26 - 4) * 2 / 3, 4 * 2 / 3, 16, 10 * 2 / 3], [4, 4 / 3, 32 / 3, 16 / 3]])
     np.testing.assert_allclose(cropped, expected)
     assert kept.tolist() == [0, 1, 0]
+
+
+def test_stored_boxes_map_back_to_the_source_pixels_of_each_mode():
+    stored = np.array([[0, 2, 16, 14], [4, 4, 8, 8], [0, 0, 16, 1.5]], np.float64)
+    # stretch 32 x 24 -> 16 x 12: twice the coordinates, clipped to the source (row 14 is below it)
+    back, kept = source_boxes(stored[:2], placement(32, 24, 16, 12, "stretch"), 32, 24)
+    np.testing.assert_allclose(back, [[0, 4, 32, 24], [8, 8, 16, 16]])
+    assert kept.tolist() == [0, 1]
+    # pad 32 x 24 -> 16 x 16: rows 2..14 hold the source at scale 1/2; a box in the padding is gone
+    back, kept = source_boxes(stored, placement(32, 24, 16, 16, "pad"), 32, 24)
+    np.testing.assert_allclose(back, [[0, 0, 32, 24], [8, 4, 16, 12]])
+    assert kept.tolist() == [0, 1]
+    # crop 32 x 24 -> 16 x 16 keeps source columns 4..28 at scale 2/3
+    back, _ = source_boxes(stored[1:2], placement(32, 24, 16, 16, "crop"), 32, 24)
+    np.testing.assert_allclose(back, [[4 + 4 * 1.5, 4 * 1.5, 4 + 8 * 1.5, 8 * 1.5]])
+
+
+def test_source_boxes_undo_transform_boxes():
+    boxes = np.array([[1, 2, 9, 7], [12, 3, 30, 22]], np.float64)
+    for mode in ("stretch", "pad"):  # crop cuts boxes off: no inverse there
+        where = placement(32, 24, 20, 12, mode)
+        stored, _ = transform_boxes(boxes, np.zeros(2), where)
+        back, kept = source_boxes(stored, where, 32, 24)
+        np.testing.assert_allclose(back, boxes)
+        assert kept.tolist() == [0, 1]

@@ -3,8 +3,6 @@ written, the counts and dataset.json's statistics against NumPy."""
 
 import glob
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -12,8 +10,8 @@ import pytest
 from mtl_tf.data.spec import DatasetSpec
 from pipelines.images.pipeline import check_counts, run
 from tests.pipelines.images_tiny import (CLASSES, HEIGHT, OBJECTS, WIDTH, boundaries_by_loops, decode_depth,
-                                        decode_png, random_depth, random_image, random_mask, save_png, scene_recipe,
-                                        write_jsonl)
+                                        decode_png, random_depth, random_image, random_mask, save_png,
+                                        save_png_header_only, scene_recipe, write_jsonl)
 
 GOOD = 12
 # reject kind -> how the bad row differs from a good one
@@ -37,14 +35,6 @@ BAD = {
     "unknown_class": lambda row: row.update(weather="snow"),
     "missing_required": lambda row: row.pop("seq"),
 }
-
-
-def _bomb(path):
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
-                     + chunk(b"IEND", b""))
 
 
 def _good_rows(raw, rng):
@@ -77,7 +67,7 @@ def scenes(tmp_path_factory):
     rng = np.random.default_rng(7)
     rows, sources = _good_rows(raw, rng)
     (raw / "junk.png").write_bytes(bytes(range(256)) * 3)
-    _bomb(raw / "bomb.png")
+    save_png_header_only(raw / "bomb.png", 30000, 30000)
     save_png(raw / "deep.png", np.full((HEIGHT, WIDTH), 1000, np.uint16))
     save_png(raw / "small.png", random_image(rng, 10, 10))
     bad_class = random_mask(rng)

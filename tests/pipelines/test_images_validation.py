@@ -1,8 +1,6 @@
 """Decoding and checking one image, mask, depth map or box list: every reject reason, and what is accepted."""
 
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ from PIL import Image
 from pipelines.images.items import ItemRejected
 from pipelines.images.validation import (BoxReading, check_mask_values, check_size, decode_depth, decode_image,
                                          decode_mask, parse_boxes)
-from tests.pipelines.images_tiny import save_png
+from tests.pipelines.images_tiny import save_png, save_png_header_only
 
 
 def _reject(kind, call, *args, **kwargs):
@@ -20,15 +18,6 @@ def _reject(kind, call, *args, **kwargs):
     assert err.value.kind == kind, err.value.message
     assert "\n" not in err.value.message
     return err.value.message
-
-
-def _png_header_only(path, width, height):
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
-    return str(path)
 
 
 def test_an_rgb_png_decodes_to_its_pixels(tmp_path):
@@ -53,10 +42,10 @@ def test_files_that_are_missing_empty_corrupt_or_truncated_are_rejected(tmp_path
 
 def test_a_decompression_bomb_is_rejected_from_its_header(tmp_path):
     # 30000 x 30000 claimed, no pixel data: PIL's own guard and ours both refuse it unread.
-    assert "pixels" in _reject("image_too_large", decode_image, _png_header_only(tmp_path / "bomb.png", 30000, 30000),
+    assert "pixels" in _reject("image_too_large", decode_image, save_png_header_only(tmp_path / "bomb.png", 30000, 30000),
                                3)
     # our limit is lower than PIL's: 9000 x 9000 is refused too
-    assert "at most" in _reject("image_too_large", decode_image, _png_header_only(tmp_path / "big.png", 9000, 9000), 3)
+    assert "at most" in _reject("image_too_large", decode_image, save_png_header_only(tmp_path / "big.png", 9000, 9000), 3)
     small = save_png(tmp_path / "small.png", np.zeros((10, 10, 3), np.uint8))
     _reject("image_too_large", decode_image, small, 3, max_pixels=99)
 

@@ -224,5 +224,7 @@ def test_server_problems_are_one_line(registered, deployed, tmp_path):
                     "--tracking-uri", registered.uri), "cannot reach TF Serving at http://127.0.0.1:9")
     one_line(invoke("predict", "--model-uri", f"{NAME}@champion", "--input", tmp_path / "rows.parquet",
                     "--tracking-uri", registered.uri), "no input file")
+    one_line(invoke("predict", "--model-uri", f"{NAME}@champion", "--input", tmp_path,
+                    "--tracking-uri", registered.uri), "a folder of images is an input of image recipes")
     one_line(invoke("predict", "--model-uri", f"{NAME}@champion", "--input", rows_path, "--label", "stable",
                     "--tracking-uri", registered.uri), "apply with --server")
