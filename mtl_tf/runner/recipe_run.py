@@ -110,6 +110,7 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
         echo: where progress lines go.
     """
     from mtl_tf.tasks import build_tasks
+    from mtl_tf.tasks.segmentation import SegmentationTask
     from mtl_tf.training.strategy import is_chief, recipe_strategy
 
     timings: dict[str, float] = {}
@@ -126,6 +127,9 @@ def run_recipe(recipe: Recipe, recipe_path: str | None = None, tracking_uri: str
     timings["preprocess"] = time.perf_counter() - start
 
     tasks = build_tasks(recipe.tasks, spec)
+    for task in tasks:
+        if isinstance(task, SegmentationTask):  # its signatures' per-pixel probabilities (export option)
+            task.probabilities = recipe.export.dense_probabilities
     strategy = recipe_strategy(recipe.training.distribution)
     # Every worker trains and evaluates (collective ops); only the chief tracks, exports, registers.
     chief = is_chief(strategy)

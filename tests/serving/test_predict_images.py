@@ -227,3 +227,11 @@ def test_a_manifest_without_the_image_column_is_one_line(registered_scenes, tmp_
     errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert result.exit_code != 0 and "Traceback" not in result.output and len(errors) == 1, result.output
     assert "column 'image' is missing" in errors[0] and "picture" in errors[0]
+
+
+def test_export_dense_probabilities_adds_per_pixel_probabilities_that_agree_with_the_mask(registered_scenes):
+    served = served_on_pipeline_examples(registered_scenes)
+    probabilities, mask = served["semantic_probabilities"], served["semantic"]
+    assert probabilities.shape == (*mask.shape, len(CLASSES))
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-4)
+    np.testing.assert_array_equal(probabilities.argmax(axis=-1), mask)
