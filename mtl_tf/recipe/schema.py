@@ -289,6 +289,24 @@ class ManifestSource(Strict):
     format: Literal["auto", "csv", "jsonl"] = "auto"
     delimiter: str = Field(",", min_length=1, max_length=1, description="csv manifests: the field separator")
     na_values: list[str] = Field(default_factory=list, description="cell values that mean missing")
+    encoding: str = Field(UTF8, description="csv manifests: the text encoding, as for kind: csv (JSON lines are "
+                                            "always UTF-8)")
+
+    @field_validator("encoding")
+    @classmethod
+    def _readable_encoding(cls, value: str) -> str:
+        return source_encoding(value)
+
+    @model_validator(mode="after")
+    def _encoding_of_csv(self) -> "ManifestSource":
+        if self.format == "jsonl" and self.encoding != UTF8:
+            raise ValueError(f"'encoding' applies to CSV manifests; JSON lines are UTF-8 (JSON's own rule); received "
+                             f"format: jsonl with encoding {self.encoding}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        return _without_default_encoding(handler(self), self.encoding)
 
     @property
     def patterns(self) -> list[str]:
