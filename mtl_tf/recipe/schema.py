@@ -188,7 +188,10 @@ class Source(Strict):
 
     Every cell is read without its surrounding spaces, so ``' Never married'`` is
     ``'Never married'``; an empty cell, or one listed in ``na_values``, is a missing value.
-    Compressed files (``.gz``, ``.bz2``) are read as they are.
+    Compressed files (``.gz``, ``.bz2``) are read as they are. Text is decoded from
+    ``encoding``: UTF-8 or another encoding whose bytes below 0x80 are always ASCII (see
+    :mod:`mtl_tf.recipe.charsets`), given by any Python name or alias and kept under its codec
+    name.
     """
 
     kind: Literal["csv"] = "csv"
