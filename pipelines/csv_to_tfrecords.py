@@ -99,7 +99,8 @@ def build_pipeline(pipeline, recipe: Recipe, files: list[str], out_dir: str) -> 
     names = [name for split in active_splits(recipe.data.split) for name in example_files(split, shards)]
     source = recipe.data.source
     converted = (pipeline
-                 | "ReadCsv" >> ReadCsvBatches(files, skip_header=source.header, delimiter=source.delimiter)
+                 | "ReadCsv" >> ReadCsvBatches(files, skip_header=source.header, delimiter=source.delimiter,
+                                               encoding=source.encoding)
                  | "Convert" >> ConvertRows(recipe, headers))
     examples = converted[EXAMPLES] | "Shard" >> ShardExamples(shards)
     rejects = converted[REJECTS] | "RejectLines" >> beam.Map(lambda reject: (REJECTS_FILE, [json.dumps(reject)]))
@@ -243,6 +244,7 @@ def dataset_spec(recipe: Recipe, summary: Mapping[str, Any],
                             examples=dict(summary.get("reject_examples", {}))),
         split_key=recipe.data.split.key,
         source=recipe.data.source.patterns,
+        source_encoding=recipe.data.source.encoding,
     )
 
 

@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Sequence
 
+from mtl_tf.recipe.charsets import UTF8
 from mtl_tf.recipe.schema import Recipe
 from pipelines.batches import BatchConverter
 from pipelines.csv_to_tfrecords import check_counts
@@ -57,7 +58,7 @@ def convert(recipe: Recipe, files: Sequence[str], out_dir: str | Path) -> int:
                            for name in example_files(split, shards)] for split in written}
         rejects = stack.enter_context((out / REJECTS_FILE).open("w"))
         for path in files:
-            for lines in _batches(path, BATCH_SIZE, source.header, source.delimiter):
+            for lines in _batches(path, BATCH_SIZE, source.header, source.delimiter, source.encoding):
                 batch = converter.convert(lines)
                 for split, examples in batch.examples.items():
                     for example in examples:
@@ -72,11 +73,11 @@ def convert(recipe: Recipe, files: Sequence[str], out_dir: str | Path) -> int:
     return sum(written.values())
 
 
-def _batches(path: str, size: int, skip_header: bool = True, delimiter: str = ","):
-    """``(path, record)`` lists of up to ``size`` data records of the file."""
+def _batches(path: str, size: int, skip_header: bool = True, delimiter: str = ",", encoding: str = UTF8):
+    """``(path, record)`` lists of up to ``size`` data records of the file, decoded from ``encoding``."""
     batch = []
     with _open_binary(path) as handle:
-        for record in read_records(handle, 0, None, delimiter, skip_header=skip_header):
+        for record in read_records(handle, 0, None, delimiter, skip_header=skip_header, encoding=encoding):
             batch.append((path, record))
             if len(batch) == size:
                 yield batch

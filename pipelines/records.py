@@ -1,4 +1,4 @@
-"""Reading CSV records from bytes: quoted line breaks, blank lines, a BOM, bytes that are not UTF-8.
+"""Reading CSV records from bytes: quoted line breaks, blank lines, a BOM, bytes the encoding cannot decode.
 
 A record is one line, or several when a quoted field holds line breaks (``"12 Main St\\nApt 3"``),
 as Python's csv module and pandas read them. A quote opens a quoted field only at the start
@@ -15,12 +15,19 @@ bytes, so each range is first scanned under both states (:func:`next_state`, che
 decoding or parsing) and the states are chained from the file's start
 (:func:`range_states`), before any record is converted.
 
+The bytes are searched for line breaks, quotes and the delimiter before anything is decoded,
+so the file's encoding (``data.source.encoding``, UTF-8 by default) must be one whose bytes
+below 0x80 are ASCII and never part of another character (:mod:`mtl_tf.recipe.charsets`
+refuses the others when the recipe is read). A record is decoded once its bytes are known; a
+UTF-8 byte order mark is dropped only when the encoding is UTF-8.
+
 The records are yielded as:
 
 - ``str``: the record's text (without its final line ending; inner line breaks kept);
 - ``None``: a blank line (empty or only whitespace), which is not a row;
-- :class:`BadRecord`: a record that cannot be a row (not UTF-8, a quote never closed, too
-  long), with its reason kind, the reason and its text (undecodable bytes escaped).
+- :class:`BadRecord`: a record that cannot be a row (bytes the encoding cannot decode, a quote
+  never closed, too long), with its reason kind, the reason and its text (undecodable bytes
+  escaped).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import functools
 import re
 from typing import IO, Iterator, NamedTuple, Sequence, Union
 
+from mtl_tf.recipe.charsets import UTF8, display_name
 from mtl_tf.recipe.schema import WHITESPACE_DELIMITER
 
 BOM = codecs.BOM_UTF8
@@ -58,8 +66,9 @@ CROSSED = _Crossed()
 
 
 @functools.lru_cache(maxsize=16)
-def record_pattern(delimiter: str) -> re.Pattern[bytes]:
-    """The regex that fully matches a complete record (a line, or lines joined) of ``delimiter``.
+def record_pattern(delimiter: str, encoding: str = UTF8) -> re.Pattern[bytes]:
+    """The regex that fully matches a complete record (a line, or lines joined) of ``delimiter``
+    (as ``encoding`` writes it).
 
     It fails exactly when a quoted field is still open at the end of the text. Its
     quantifiers are possessive, so a failing match costs one pass over the text.
@@ -69,7 +78,7 @@ def record_pattern(delimiter: str) -> re.Pattern[bytes]:
         space = rb"[^\S\n]"
         field = rb'(?:%s\S*+|[^"\s]\S*+)' % quoted
         return re.compile(rb"%s*+(?:%s(?:%s++%s)*+)?%s*+" % (space, field, space, field, space))
-    raw = delimiter.encode("utf-8")
+    raw = delimiter.encode(encoding)
     if len(raw) == 1:
         plain = b"[^%s\n]" % re.escape(raw)
         field = b'(?:%s%s*+|[^"%s\n]%s*+|)' % (quoted, plain, re.escape(raw), plain)
@@ -86,8 +95,8 @@ def line_body(raw: bytes) -> bytes:
     return raw
 
 
-def _shown(raw: bytes) -> str:
-    text = raw.decode("utf-8", "backslashreplace")
+def _shown(raw: bytes, encoding: str = UTF8) -> str:
+    text = raw.decode(encoding, "backslashreplace")
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
 
 
@@ -98,15 +107,18 @@ class RecordScanner:
         handle: the open file, positioned at ``position``.
         position: the byte offset of the handle (kept up to date as lines are read).
         delimiter: the field delimiter (one character, or :data:`WHITESPACE_DELIMITER`).
-        strip_bom: drop a UTF-8 byte order mark from the first line read.
+        strip_bom: drop a UTF-8 byte order mark from the first line read (when ``encoding``
+            is UTF-8; in another encoding those bytes are characters).
         limit: the most bytes a record may have; a longer one is read to its end but
             returned as a ``record_too_long`` :class:`BadRecord`.
+        encoding: the file's text encoding (a codec name, as the recipe normalises it).
     """
 
     def __init__(self, handle: IO[bytes], position: int, delimiter: str, strip_bom: bool = False,
-                 limit: int = MAX_RECORD_BYTES):
-        self.handle, self.position, self.strip_bom, self.limit = handle, position, strip_bom, limit
-        self.pattern = record_pattern(delimiter)
+                 limit: int = MAX_RECORD_BYTES, encoding: str = UTF8):
+        self.handle, self.position, self.limit, self.encoding = handle, position, limit, encoding
+        self.strip_bom = strip_bom and encoding == UTF8
+        self.pattern = record_pattern(delimiter, encoding)
 
     def _closes(self, raw: bytes) -> bool:
         """Whether a line read inside a quoted field closes its record."""
@@ -158,7 +170,8 @@ class RecordScanner:
             more = self.handle.readline()
             if not more:
                 return BadRecord("unclosed_quote", f"a quoted field is not closed by the end of the file ({lines} "
-                                 "lines read for this record; an unmatched '\"'?)", _shown(b"".join(parts)))
+                                 "lines read for this record; an unmatched '\"'?)",
+                                 _shown(b"".join(parts), self.encoding))
             self.position += len(more)
             size, lines = size + len(more), lines + 1
             if size <= self.limit:
@@ -167,38 +180,47 @@ class RecordScanner:
                 break
         if size > self.limit:
             return BadRecord("record_too_long", f"a quoted field runs over {lines} lines ({size} bytes; a record may "
-                             f"have at most {self.limit}): an unmatched '\"'?", _shown(b"".join(parts)))
+                             f"have at most {self.limit}): an unmatched '\"'?", _shown(b"".join(parts), self.encoding))
         return line_body(b"".join(parts))
 
 
-def decode_record(body: bytes) -> Record:
-    """A record's text; None for a blank line; a ``encoding`` :class:`BadRecord` if not UTF-8."""
+def decode_record(body: bytes, encoding: str = UTF8) -> Record:
+    """A record's text; None for a blank line; an ``encoding`` :class:`BadRecord` when
+    ``encoding`` cannot decode it (naming the byte and the encoding)."""
     if not body or body.isspace():
         return None
     try:
-        return body.decode("utf-8")
+        return body.decode(encoding)
     except UnicodeDecodeError as err:
-        return BadRecord("encoding", f"not UTF-8: byte 0x{body[err.start]:02x} at byte {err.start + 1} of the record "
-                         "(input must be UTF-8; re-encode the file, e.g. iconv -f latin1 -t utf-8)",
-                         body.decode("utf-8", "backslashreplace"))
+        return BadRecord("encoding", undecodable(body, err, encoding, "of the record"),
+                         body.decode(encoding, "backslashreplace"))
+
+
+def undecodable(raw: bytes, err: UnicodeDecodeError, encoding: str, where: str) -> str:
+    """Why ``raw`` cannot be decoded: the byte, where it is, and what to do about it."""
+    found = f"not {display_name(encoding)}: byte 0x{raw[err.start]:02x} at byte {err.start + 1} {where}"
+    if encoding == UTF8:
+        return (f"{found} (data.source.encoding is utf-8, the default; set it to the file's encoding, e.g. cp1252, "
+                "or re-encode the file, e.g. iconv -f latin1 -t utf-8)")
+    return f"{found} (data.source.encoding: {encoding})"
 
 
 def _scanner_at(handle: IO[bytes], start: int, delimiter: str, skip_header: bool,
-                limit: int = MAX_RECORD_BYTES) -> RecordScanner:
+                limit: int = MAX_RECORD_BYTES, encoding: str = UTF8) -> RecordScanner:
     """A scanner at the first line start at or after ``start`` (after the header at 0)."""
     if start == 0:
-        scanner = RecordScanner(handle, 0, delimiter, strip_bom=True, limit=limit)
+        scanner = RecordScanner(handle, 0, delimiter, strip_bom=True, limit=limit, encoding=encoding)
         if skip_header:
             scanner.next_record()
         return scanner
     # From one byte before the range: a line that starts exactly at ``start`` follows a
     # newline there, which this readline consumes.
     handle.seek(start - 1)
-    return RecordScanner(handle, start - 1 + len(handle.readline()), delimiter, limit=limit)
+    return RecordScanner(handle, start - 1 + len(handle.readline()), delimiter, limit=limit, encoding=encoding)
 
 
 def read_records(handle: IO[bytes], start: int, end: int | None, delimiter: str, in_quotes: bool = False,
-                 skip_header: bool = False, limit: int = MAX_RECORD_BYTES) -> Iterator[Record]:
+                 skip_header: bool = False, limit: int = MAX_RECORD_BYTES, encoding: str = UTF8) -> Iterator[Record]:
     """The records that start in ``[start, end)`` of a file (``end`` None: to its end).
 
     Args:
@@ -210,18 +232,20 @@ def read_records(handle: IO[bytes], start: int, end: int | None, delimiter: str,
             that the range before reads); its tail is skipped.
         skip_header: the file's first record is the header, not data.
         limit: the most bytes a record may have.
+        encoding: the file's text encoding; a record it cannot decode is an ``encoding``
+            :class:`BadRecord`.
 
     Yields:
         ``str`` records, None for blank lines, :class:`BadRecord` for unusable records.
     """
-    scanner = _scanner_at(handle, start, delimiter, skip_header, limit)
+    scanner = _scanner_at(handle, start, delimiter, skip_header, limit, encoding)
     if in_quotes and (end is None or scanner.position < end):
         scanner.skip_tail()
     if scanner.strip_bom and (end is None or scanner.position < end):
         body = scanner.next_record()
         if body is None:
             return
-        yield body if isinstance(body, BadRecord) else decode_record(body)
+        yield body if isinstance(body, BadRecord) else decode_record(body, encoding)
     # The loop of RecordScanner.next_record, inlined: it runs once per line of every file.
     readline, pattern, position, quote = handle.readline, scanner.pattern, scanner.position, _QUOTE_CODE
     while end is None or position < end:
@@ -238,25 +262,25 @@ def read_records(handle: IO[bytes], start: int, end: int | None, delimiter: str,
             scanner.position = position
             record = scanner.rest_of_record(raw)
             position = scanner.position
-            yield record if isinstance(record, BadRecord) else decode_record(record)
+            yield record if isinstance(record, BadRecord) else decode_record(record, encoding)
         elif not body or body.isspace():
             yield None
         else:
             try:
-                yield body.decode("utf-8")
+                yield body.decode(encoding)
             except UnicodeDecodeError:
-                yield decode_record(body)
+                yield decode_record(body, encoding)
 
 
 def next_state(handle: IO[bytes], start: int, end: int, delimiter: str, in_quotes: bool,
-               skip_header: bool = False) -> bool:
+               skip_header: bool = False, encoding: str = UTF8) -> bool:
     """Whether the first line start after the range ``[start, end)`` lies inside a quoted field,
     given whether the range's own first line start does (``in_quotes``).
 
     It follows :func:`read_records` over the range without decoding anything, and stops at
     the first line that starts past the range.
     """
-    scanner = _scanner_at(handle, start, delimiter, skip_header)
+    scanner = _scanner_at(handle, start, delimiter, skip_header, encoding=encoding)
     if scanner.position >= end:
         return in_quotes  # no line starts in the range: the state passes through
     if in_quotes and not scanner.skip_tail(stop=end):
@@ -286,9 +310,9 @@ def range_states(transfers: Sequence[tuple[int, tuple[bool, bool | None] | None]
     return states
 
 
-def first_record(handle: IO[bytes], delimiter: str) -> bytes:
-    """The first record of a file (without a BOM or its line ending); b"" for an empty file."""
-    body = RecordScanner(handle, 0, delimiter, strip_bom=True).next_record()
+def first_record(handle: IO[bytes], delimiter: str, encoding: str = UTF8) -> bytes:
+    """The first record of a file (without its line ending, nor a BOM in UTF-8); b"" for an empty file."""
+    body = RecordScanner(handle, 0, delimiter, strip_bom=True, encoding=encoding).next_record()
     if isinstance(body, BadRecord):
         raise ValueError(f"the first record cannot be read: {body.reason}")
     return body or b""

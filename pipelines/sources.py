@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from mtl_tf.errors import did_you_mean
+from mtl_tf.recipe.charsets import UTF8
 from mtl_tf.recipe.schema import WHITESPACE_DELIMITER, Recipe, Source
-from pipelines.records import BadRecord, first_record, read_records
+from pipelines.records import BOM, BadRecord, first_record, read_records, undecodable
 from pipelines.rows import RowRejected, required_columns, split_line
 
 
@@ -63,13 +64,14 @@ def _match(pattern: str) -> list[str]:
     return [os.path.abspath(p) for p in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(p)]
 
 
-def read_header(path: str, delimiter: str = ",") -> list[str]:
+def read_header(path: str, delimiter: str = ",", encoding: str = UTF8) -> list[str]:
     """The column names on the first line of a CSV file (compressed files are read too).
 
     Raises:
-        ValueError: the file has no header line, it is not UTF-8, or it names a column twice.
+        ValueError: the file has no header line, ``encoding`` cannot decode it, or it names
+            a column twice.
     """
-    first = _first_line(path, delimiter)
+    first = _first_line(path, delimiter, encoding)
     if not first.strip():
         raise ValueError(f"{path}: the file has no header line; a CSV source starts with the column names")
     try:
@@ -85,7 +87,7 @@ def read_header(path: str, delimiter: str = ",") -> list[str]:
     return names
 
 
-def read_headers(files: Sequence[str], delimiter: str = ",") -> dict[str, list[str]]:
+def read_headers(files: Sequence[str], delimiter: str = ",", encoding: str = UTF8) -> dict[str, list[str]]:
     """File -> its column names, so files may order their columns differently.
 
     Raises:
@@ -94,7 +96,7 @@ def read_headers(files: Sequence[str], delimiter: str = ",") -> dict[str, list[s
     headers, problems = {}, []
     for path in files:
         try:
-            headers[path] = read_header(path, delimiter)
+            headers[path] = read_header(path, delimiter, encoding)
         except ValueError as err:
             problems.append(str(err))
     if problems:
@@ -111,11 +113,11 @@ def file_columns(files: Sequence[str], source: Source) -> dict[str, list[str]]:
             looks like it uses, if one fits).
     """
     if source.header:
-        return read_headers(files, source.delimiter)
+        return read_headers(files, source.delimiter, source.encoding)
     columns = list(source.columns or [])
     problems = []
     for path in files:
-        first = _first_data_record(path, source.delimiter)
+        first = _first_data_record(path, source.delimiter, source.encoding)
         if first is None:
             continue
         count = len(split_line(first, source.delimiter))
@@ -129,28 +131,38 @@ def file_columns(files: Sequence[str], source: Source) -> dict[str, list[str]]:
     return {path: columns for path in files}
 
 
-def _first_line(path: str, delimiter: str = ",") -> str:
-    """The first record of a file, decoded (without a BOM or its line ending)."""
+def _first_line(path: str, delimiter: str = ",", encoding: str = UTF8) -> str:
+    """The first record of a file, decoded (without its line ending, nor a BOM in UTF-8)."""
     from apache_beam.io.filesystems import FileSystems
 
     with FileSystems.open(path) as handle:
         try:
-            raw = first_record(handle, delimiter)
+            raw = first_record(handle, delimiter, encoding)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
+    _refuse_utf8_bom(path, raw, encoding)
     try:
-        return raw.decode("utf-8")
+        return raw.decode(encoding)
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: the first line is not UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1}); "
-                         "input must be UTF-8: re-encode the file, e.g. iconv -f latin1 -t utf-8") from None
+        raise ValueError(f"{path}: the first line is {undecodable(raw, err, encoding, 'of the line')}") from None
 
 
-def _first_data_record(path: str, delimiter: str) -> str | None:
+def _refuse_utf8_bom(path: str, first: bytes, encoding: str) -> None:
+    """A file that starts with a UTF-8 byte order mark is UTF-8, whatever the recipe says."""
+    if encoding != UTF8 and first.startswith(BOM):
+        raise ValueError(f"{path} starts with a UTF-8 byte order mark, but data.source.encoding is {encoding}: the file "
+                         "is UTF-8; remove data.source.encoding (or set it to utf-8)")
+
+
+def _first_data_record(path: str, delimiter: str, encoding: str = UTF8) -> str | None:
     """The first record of a headerless file that is not a blank line; None if there is none."""
     from apache_beam.io.filesystems import FileSystems
 
+    if encoding != UTF8:
+        with FileSystems.open(path) as handle:
+            _refuse_utf8_bom(path, handle.read(len(BOM)), encoding)
     with FileSystems.open(path) as handle:
-        for record in read_records(handle, 0, None, delimiter):
+        for record in read_records(handle, 0, None, delimiter, encoding=encoding):
             if isinstance(record, BadRecord):
                 raise ValueError(f"{path}: the first line cannot be read: {record.reason}")
             if record is not None:

@@ -32,6 +32,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from mtl_tf.recipe.charsets import UTF8
 from mtl_tf.recipe.schema import Feature, Recipe, Task
 from pipelines.batches import BatchConverter
 from pipelines.encoding import tfrecord_frames
@@ -92,8 +93,8 @@ class ProbeRangeFn(beam.DoFn):
     the last one passes nothing on, so their unused entries are None and they read nothing.
     """
 
-    def __init__(self, delimiter: str, skip_header: bool = True):
-        self.delimiter, self.skip_header = delimiter, skip_header
+    def __init__(self, delimiter: str, skip_header: bool = True, encoding: str = UTF8):
+        self.delimiter, self.skip_header, self.encoding = delimiter, skip_header, encoding
 
     def process(self, element: tuple[str, int, int | None, bool]):
         path, start, end, last = element
@@ -101,7 +102,7 @@ class ProbeRangeFn(beam.DoFn):
             yield path, (start, end, None)
             return
         with FileSystems.open(path) as handle:
-            states = [next_state(handle, start, end, self.delimiter, in_quotes, self.skip_header)
+            states = [next_state(handle, start, end, self.delimiter, in_quotes, self.skip_header, self.encoding)
                       for in_quotes in ((False, True) if start > 0 else (False,))]
         yield path, (start, end, (states[0], states[1] if start > 0 else None))
 
@@ -124,20 +125,23 @@ class ReadRangeFn(beam.DoFn):
     every record exactly once. The header record (the first) is skipped unless
     ``skip_header`` is false. Records are as :func:`pipelines.records.read_records` yields
     them: text without the final line ending, None for a blank line, a
-    :class:`~pipelines.records.BadRecord` for one that cannot be a row.
+    :class:`~pipelines.records.BadRecord` for one that cannot be a row (such as one that
+    ``encoding`` cannot decode).
     """
 
-    def __init__(self, batch_size: int, skip_header: bool = True, delimiter: str = ","):
+    def __init__(self, batch_size: int, skip_header: bool = True, delimiter: str = ",", encoding: str = UTF8):
         self.batch_size = batch_size
         self.skip_header = skip_header
         self.delimiter = delimiter
+        self.encoding = encoding
 
     def process(self, element: tuple):
         path, start, end, *rest = element
         in_quotes = bool(rest and rest[0])
         batch = []
         with FileSystems.open(path) as handle:
-            for record in read_records(handle, start, end, self.delimiter, in_quotes, self.skip_header):
+            for record in read_records(handle, start, end, self.delimiter, in_quotes, self.skip_header,
+                                       encoding=self.encoding):
                 batch.append((path, record))
                 if len(batch) == self.batch_size:
                     yield batch
@@ -162,17 +166,19 @@ class ReadCsvBatches(beam.PTransform):
         range_bytes: the size of the byte ranges files are split into.
         skip_header: the first record of each file names the columns and is not data.
         delimiter: the field delimiter (it tells where a quoted field may open).
+        encoding: the files' text encoding (``data.source.encoding``); the records come
+            decoded from it.
     """
 
     def __init__(self, files: Sequence[str], batch_size: int = BATCH_SIZE, range_bytes: int = RANGE_BYTES,
-                 skip_header: bool = True, delimiter: str = ","):
+                 skip_header: bool = True, delimiter: str = ",", encoding: str = UTF8):
         super().__init__()
         if batch_size < 1 or range_bytes < 1:
             raise ValueError(f"batch_size and range_bytes must be at least 1; received {batch_size!r} and "
                              f"{range_bytes!r}")
         self.files = [normalize_path(f) for f in files]
         self.batch_size, self.range_bytes, self.skip_header = batch_size, range_bytes, skip_header
-        self.delimiter = delimiter
+        self.delimiter, self.encoding = delimiter, encoding
 
     def expand(self, pbegin):
         # The ranges are listed here, where the pipeline is built: a file's size is one
@@ -186,12 +192,13 @@ class ReadCsvBatches(beam.PTransform):
             starts = (pbegin
                       | "Ranges" >> beam.Create(ranges, reshuffle=False)
                       | "SpreadProbes" >> beam.Reshuffle()
-                      | "Probe" >> beam.ParDo(ProbeRangeFn(self.delimiter, self.skip_header))
+                      | "Probe" >> beam.ParDo(ProbeRangeFn(self.delimiter, self.skip_header, self.encoding))
                       | "ByFile" >> beam.GroupByKey()
                       | "Chain" >> beam.FlatMap(_range_starts))
         return (starts
                 | "Spread" >> beam.Reshuffle()
-                | "Read" >> beam.ParDo(ReadRangeFn(self.batch_size, self.skip_header, self.delimiter)))
+                | "Read" >> beam.ParDo(ReadRangeFn(self.batch_size, self.skip_header, self.delimiter,
+                                                    self.encoding)))
 
 
 class ConvertBatchFn(beam.DoFn):
@@ -200,7 +207,7 @@ class ConvertBatchFn(beam.DoFn):
     partial summary)``: one output of tagged pairs (see :class:`SplitTagged`).
 
     A reject is ``{"file", "reason", "kind", "line"}`` with the original record text (bytes
-    that are not UTF-8 escaped as ``\\xNN``).
+    the source encoding cannot decode escaped as ``\\xNN``).
 
     Args:
         recipe: the recipe.

@@ -262,6 +262,8 @@ class DatasetSpec(_Spec):
     example_key: str | None = Field(None, description="tf.Example key holding each example's split key "
                                                       "(bytes), when the examples carry it")
     source: list[str] = Field(default_factory=list, description="input globs")
+    source_encoding: str | None = Field(None, description="the text encoding the source files were read in "
+                                                          "(data.source.encoding of CSV sources and CSV manifests)")
     root: str | None = Field(None, exclude=True, description="folder dataset.json was read from")
 
     def feature(self, name: str) -> FeatureSpec:

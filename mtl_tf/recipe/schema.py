@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from mtl_tf.errors import did_you_mean
+from mtl_tf.recipe.charsets import UTF8, ascii_from_other_bytes, single_byte, source_encoding
 
 FEATURE_KINDS = ("numeric", "categorical", "timestamp", "sequence", "image")
 TASK_TYPES = ("binary", "multiclass", "multilabel", "regression", "segmentation", "depth", "detection")
@@ -188,7 +189,10 @@ class Source(Strict):
 
     Every cell is read without its surrounding spaces, so ``' Never married'`` is
     ``'Never married'``; an empty cell, or one listed in ``na_values``, is a missing value.
-    Compressed files (``.gz``, ``.bz2``) are read as they are.
+    Compressed files (``.gz``, ``.bz2``) are read as they are. Text is decoded from
+    ``encoding``: UTF-8 or another encoding whose bytes below 0x80 are always ASCII (see
+    :mod:`mtl_tf.recipe.charsets`), given by any Python name or alias and kept under its codec
+    name.
     """
 
     kind: Literal["csv"] = "csv"
@@ -208,6 +212,8 @@ class Source(Strict):
     thousands: str | None = Field(None, description="the digit-group separator of numbers, dropped before "
                                                     "reading them: one of , . ' _ or a space (1.234,5 with "
                                                     "decimal ',' and thousands '.'); none by default")
+    encoding: str = Field(UTF8, description="the files' text encoding: utf-8, a single-byte encoding (latin-1, "
+                                            "cp1252, iso-8859-15, ...), euc-jp, euc-kr or gb2312")
 
     @field_validator("thousands")
     @classmethod
@@ -216,6 +222,11 @@ class Source(Strict):
             return value
         raise ValueError(f"must be one of {', '.join(repr(c) for c in THOUSANDS_SEPARATORS)} or null; "
                          f"received {value!r}")
+
+    @field_validator("encoding")
+    @classmethod
+    def _readable_encoding(cls, value: str) -> str:
+        return source_encoding(value)
 
     @field_validator("delimiter")
     @classmethod
@@ -251,11 +262,49 @@ class Source(Strict):
         if dupes or any(not n.strip() for n in names):
             raise ValueError(f"column names must be unique and non-empty; received repeated {dupes} "
                              f"or an empty name in {names}")
+        _check_delimiter_encoding(self.delimiter, self.encoding)
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        # Left out at their defaults, so earlier recipes resolve (and log) as before.
+        data = _without_default_encoding(handler(self), self.encoding)
+        if isinstance(data, dict):
+            for key, default in (("decimal", "."), ("thousands", None)):
+                if getattr(self, key) == default:
+                    data.pop(key, None)
+        return data
 
     @property
     def patterns(self) -> list[str]:
         return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+def _check_delimiter_encoding(delimiter: str, encoding: str) -> None:
+    """Refuses a delimiter the encoding cannot write as bytes the record reader can find."""
+    if delimiter == WHITESPACE_DELIMITER or encoding == UTF8:
+        return
+    if delimiter in ascii_from_other_bytes(encoding):
+        raise ValueError(f"delimiter {delimiter!r} is also what some multi-byte characters of {encoding} decode to, "
+                         f"so it cannot be found byte by byte; choose another delimiter; received delimiter "
+                         f"{delimiter!r} with encoding {encoding}")
+    if delimiter.isascii():
+        return
+    try:
+        size = len(delimiter.encode(encoding))
+    except UnicodeEncodeError:
+        raise ValueError(f"delimiter {delimiter!r} cannot be written in {encoding}; received delimiter {delimiter!r} "
+                         f"with encoding {encoding}") from None
+    if size != 1 or not single_byte(encoding):
+        raise ValueError(f"a delimiter other than an ASCII character needs utf-8 or a single-byte encoding (latin-1, "
+                         f"cp1252, ...): in {encoding} its bytes could be part of other characters; received "
+                         f"delimiter {delimiter!r} with encoding {encoding}")
+
+
+def _without_default_encoding(data: Any, encoding: str) -> Any:
+    if isinstance(data, dict) and encoding == UTF8:
+        data.pop("encoding", None)
+    return data
 
 
 class ManifestSource(Strict):
@@ -273,6 +322,24 @@ class ManifestSource(Strict):
     format: Literal["auto", "csv", "jsonl"] = "auto"
     delimiter: str = Field(",", min_length=1, max_length=1, description="csv manifests: the field separator")
     na_values: list[str] = Field(default_factory=list, description="cell values that mean missing")
+    encoding: str = Field(UTF8, description="csv manifests: the text encoding, as for kind: csv (JSON lines are "
+                                            "always UTF-8)")
+
+    @field_validator("encoding")
+    @classmethod
+    def _readable_encoding(cls, value: str) -> str:
+        return source_encoding(value)
+
+    @model_validator(mode="after")
+    def _encoding_of_csv(self) -> "ManifestSource":
+        if self.format == "jsonl" and self.encoding != UTF8:
+            raise ValueError(f"'encoding' applies to CSV manifests; JSON lines are UTF-8 (JSON's own rule); received "
+                             f"format: jsonl with encoding {self.encoding}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict[str, Any]:
+        return _without_default_encoding(handler(self), self.encoding)
 
     @property
     def patterns(self) -> list[str]:

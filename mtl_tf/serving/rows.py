@@ -8,9 +8,10 @@ Labels, the split key and any other column are ignored.
 
 Inputs:
 - CSV: read as the recipe's source (delimiter, header line or ``data.source.columns``,
-  quoted line breaks, a BOM), with :func:`pipelines.records.read_records`.
-- JSON lines: one object per line, keyed by column name (the feature's ``column``, else its
-  name). A missing key or ``null`` is a missing value; numbers and strings are cells as they
+  ``data.source.encoding``, quoted line breaks, a BOM), with
+  :func:`pipelines.records.read_records`; the strings in the examples are the decoded text.
+- JSON lines: UTF-8 (JSON's own rule, whatever the recipe's CSV encoding), one object per
+  line, keyed by column name (the feature's ``column``, else its name). A missing key or ``null`` is a missing value; numbers and strings are cells as they
   would be in a CSV file; a list is a sequence feature's events.
 """
 
@@ -158,7 +159,7 @@ class ExampleEncoder:
         header = None if self.source.header else list(self.source.columns or [])
         with path.open("rb") as handle:
             row = 0
-            for record in read_records(handle, 0, None, delimiter):
+            for record in read_records(handle, 0, None, delimiter, encoding=self.source.encoding):
                 if record is None:
                     continue
                 if header is None:

@@ -16,7 +16,7 @@ from typing import Any
 # Reasons an item is set aside (besides those of image-level labels, pipelines.rows.REJECT_KINDS,
 # and "error: <ExceptionType>" for an unexpected failure).
 REJECT_KINDS = (
-    "unparsable_row", "wrong_field_count", "missing_image", "file_not_found", "unreadable_image",
+    "unparsable_row", "wrong_field_count", "encoding", "missing_image", "file_not_found", "unreadable_image",
     "image_too_large", "not_8_bit", "wrong_channels", "too_small", "unreadable_label",
     "mask_not_class_indices", "mask_class_out_of_range", "mask_size_mismatch", "depth_size_mismatch",
     "depth_not_finite", "depth_negative", "depth_out_of_range", "unparsable_boxes", "box_outside_image",

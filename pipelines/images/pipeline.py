@@ -239,6 +239,7 @@ def dataset_spec(recipe: Recipe, summary: Mapping[str, Any], items_in: int, writ
         split_key_pattern=recipe.data.split.key_pattern,
         example_key=EXAMPLE_KEY if recipe.data.split.key else None,
         source=list(recipe.data.source.patterns),
+        source_encoding=getattr(recipe.data.source, "encoding", None),  # manifests; image folders and npz: none
     )
 
 

@@ -9,8 +9,10 @@ items after a long job. ``units()`` are small, picklable pieces of work; ``read(
 
 - ``manifest``: CSV (with a header line) or JSON lines, one row per image. Relative paths
   are relative to the manifest's folder. A CSV line with another number of fields than the
-  header, or a JSON line that is not an object, is an item rejected with its reason; blank
-  lines are skipped. Cells listed in ``na_values`` are missing.
+  header, a CSV row with bytes its ``encoding`` cannot decode, or a JSON line that is not an
+  object, is an item rejected with its reason; blank lines are skipped. Cells listed in
+  ``na_values`` are missing. CSV manifests are read in ``data.source.encoding`` (a UTF-8 byte
+  order mark dropped under UTF-8), JSON lines always as UTF-8.
 - ``image_folder``: one sub-folder per class (searched recursively); each image file is an
   item with columns ``image`` and ``label`` (the sub-folder's name). Files directly under
   the root and files of other extensions are skipped and counted (:attr:`skipped`).
@@ -31,12 +33,14 @@ import csv
 import io
 import json
 import os
+import re
 import zipfile
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from mtl_tf.errors import did_you_mean
+from mtl_tf.recipe.charsets import UTF8, display_name
 from mtl_tf.recipe.schema import Recipe
 from mtl_tf.registry import Registry
 from pipelines.images.items import Item
@@ -46,6 +50,8 @@ from pipelines.sources import expand_sources, is_remote
 IMAGE_SOURCES = Registry("image source")
 ITEMS_PER_LIST = 64
 FOLDER_COLUMNS = ("image", "label")
+# What surrogateescape decodes an undecodable byte to (U+DC80..U+DCFF for bytes 0x80..0xff).
+_ESCAPED = re.compile("[\udc80-\udcff]")
 
 
 def image_source(recipe: Recipe):
@@ -130,6 +136,7 @@ class ManifestReader(_Reader):
         source = recipe.data.source
         self.files = expand_sources(source.patterns)
         self.delimiter = source.delimiter
+        self.encoding = source.encoding
         self.na_values = frozenset(source.na_values)
         self.formats = {path: _manifest_format(path, source.format) for path in self.files}
         self.headers: dict[str, list[str]] = {}
@@ -140,15 +147,22 @@ class ManifestReader(_Reader):
         _raise(problems)
 
     def _columns(self, path: str) -> list[str]:
+        if self.formats[path] != "csv" and self.encoding != UTF8:
+            raise ValueError(f"data.source.encoding {self.encoding} applies to CSV manifests, and {path} is read as "
+                             "JSON lines, which are UTF-8 (JSON's own rule); remove data.source.encoding, or set "
+                             "data.source.format: csv")
         with _open_bytes(path) as handle:
-            text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
             if self.formats[path] == "csv":
-                header = next(csv.reader(text, delimiter=self.delimiter), None)
+                header = next(csv.reader(self._text(handle), delimiter=self.delimiter), None)
                 if not header:
                     raise ValueError(f"data.source.path: manifest {path} has no header line; a CSV manifest starts "
                                      "with the column names")
+                bad = _undecodable(header, self.encoding)
+                if bad:
+                    raise ValueError(f"manifest {path}: the header line is {bad}")
                 self.headers[path] = [name.strip() for name in header]
                 return self.headers[path]
+            text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
             for line in text:
                 if line.strip():
                     try:
@@ -185,13 +199,23 @@ class ManifestReader(_Reader):
             return None, None
         return self.split_key(values.get(self.key_column))
 
+    def _text(self, handle) -> io.TextIOWrapper:
+        """The manifest's text; bytes ``encoding`` cannot decode become lone surrogates
+        (``surrogateescape``), so their row can be rejected rather than stop the job."""
+        codec = "utf-8-sig" if self.encoding == UTF8 else self.encoding
+        return io.TextIOWrapper(handle, encoding=codec, errors="surrogateescape", newline="")
+
     def _csv_rows(self, path: str):
         header = self.headers[path]
         with _open_bytes(path) as handle:
-            reader = csv.reader(io.TextIOWrapper(handle, encoding="utf-8-sig", newline=""), delimiter=self.delimiter)
+            reader = csv.reader(self._text(handle), delimiter=self.delimiter)
             next(reader, None)
             for fields in reader:
                 if not fields or all(not f.strip() for f in fields):
+                    continue
+                bad = _undecodable(fields, self.encoding)
+                if bad:
+                    yield reader.line_num, {}, ("encoding", bad)
                     continue
                 if len(fields) != len(header):
                     yield reader.line_num, {}, ("wrong_field_count", f"wrong number of fields: {len(fields)} (the "
@@ -213,6 +237,16 @@ class ManifestReader(_Reader):
                     yield number, {}, ("unparsable_row", f"line is a JSON {type(row).__name__}, not an object")
                     continue
                 yield number, row, None
+
+
+def _undecodable(fields: Sequence[str], encoding: str) -> str | None:
+    """Why fields read with ``surrogateescape`` hold bytes ``encoding`` cannot decode, or None."""
+    for number, field in enumerate(fields, start=1):
+        escaped = _ESCAPED.search(field)
+        if escaped:
+            return (f"not {display_name(encoding)}: byte 0x{ord(escaped[0]) - 0xDC00:02x} in field {number} "
+                    f"(data.source.encoding: {encoding})")
+    return None
 
 
 def _manifest_format(path: str, declared: str) -> str:

@@ -81,6 +81,14 @@ def test_show_applies_overrides():
     assert yaml.safe_load(result.output)["training"]["epochs"] == 9
 
 
+@pytest.mark.parametrize("encoding, fragment", [("utf-16", "iconv -f utf-16 -t utf-8"),
+                                                ("shift_jis", "uses bytes below 0x80 inside other characters"),
+                                                ("latin-42", "unknown encoding 'latin-42'")])
+def test_an_encoding_the_reader_cannot_use_is_one_line(encoding, fragment):
+    result = invoke("recipes", "show", RECIPE, "--set", f"data.source.encoding={encoding}")
+    one_line_error(result, "data.source.encoding", fragment, f"received '{encoding}'")
+
+
 def test_missing_recipe_file(workdir):
     one_line_error(invoke("recipes", "validate", "nope.yaml"), "not found")
 

@@ -77,6 +77,7 @@ def test_a_byte_that_is_not_utf8_rejects_its_row_keeps_it_escaped_and_the_job_go
     assert result.rejects_by_reason == {"encoding": 1}
     (reject,) = _rejects(result)
     assert reject["kind"] == "encoding" and "0xe9" in reject["reason"] and "UTF-8" in reject["reason"]
+    assert "set it to the file's encoding, e.g. cp1252" in reject["reason"]  # data.source.encoding
     assert reject["line"] == GOOD.format(i=1).replace("red", "caf\\xe9")
     assert result.spec.rejects.examples["encoding"] == reject["reason"]
     # The plain-Python converter sets the same record aside.
@@ -91,6 +92,7 @@ def test_a_header_that_is_not_utf8_is_one_line_naming_the_file(tmp_path):
         run(_one_split_recipe(tmp_path))
     message = str(caught.value)
     assert str(path) in message and "not UTF-8" in message and "0xfc" in message and "\n" not in message
+    assert "data.source.encoding is utf-8, the default; set it to the file's encoding" in message
 
 
 # -- timestamps and other conversions that used to raise -----------------------------------

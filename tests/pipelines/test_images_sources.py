@@ -230,3 +230,41 @@ def test_an_image_source_needs_an_image_feature(tmp_path):
            "tasks": [{"name": "y", "type": "binary", "label": "y"}]}
     with pytest.raises(ValueError, match="no image feature .* speed \\(numeric\\)"):
         run_pipeline(parse_recipe(raw, check=False))
+
+
+@pytest.mark.integration
+def test_a_cp1252_csv_manifest_reads_its_paths_and_labels_and_rejects_only_an_undecodable_row(tmp_path):
+    rng = np.random.default_rng(9)
+    lines = ["fichier,météo"]
+    for i in range(6):
+        save_png(tmp_path / "raw" / "été" / f"{i}.png", random_image(rng))
+        lines.append(f"été/{i}.png,{['clair', 'brumé'][i % 2]}")
+    data = ("\n".join(lines) + "\n").encode("cp1252") + b"\xe9t\xe9/0.png,brum\x81\n"  # 0x81: not cp1252
+    (tmp_path / "raw" / "manifest.csv").write_bytes(data)
+    raw = {"name": "weather", "data": {
+        "source": {"kind": "manifest", "path": str(tmp_path / "raw" / "manifest.csv"), "encoding": "cp1252"},
+        "features": [{"name": "photo", "kind": "image", "column": "fichier", "height": HEIGHT, "width": WIDTH}],
+        "split": {"by_file": [{"files": "*", "train": 1.0}]}, "output_dir": str(tmp_path / "out"), "shards": 1},
+        "tasks": [{"name": "sky", "type": "multiclass", "label": "météo", "classes": ["clair", "brumé"]}]}
+    recipe = parse_recipe(raw, check=False)
+    result = run(recipe)
+
+    assert (result.rows_in, result.rows_written["train"], result.rows_rejected) == (7, 6, 1)
+    assert result.rejects_by_reason == {"encoding": 1}
+    (reject,) = [json.loads(line) for line in next((tmp_path / "out" / "rejects").glob("*.jsonl")).open()]
+    assert reject["item"] == 8 and "not cp1252: byte 0x81 in field 2" in reject["reason"]
+    spec = DatasetSpec.read(tmp_path / "out")
+    assert spec.task("sky").positives["train"] == [3, 3] and spec.source_encoding == "cp1252"
+
+
+def test_a_manifest_encoding_applies_to_csv_and_names_the_json_lines_file(tmp_path):
+    from mtl_tf.recipe import RecipeError
+
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"image": "a.png"}\n')
+    source = {"kind": "manifest", "path": str(path), "encoding": "latin-1"}
+    with pytest.raises(ValueError) as err:
+        image_source(scene_recipe(source, str(tmp_path / "out")))
+    assert str(path) in str(err.value) and "JSON lines, which are UTF-8" in str(err.value)
+    with pytest.raises(RecipeError, match="'encoding' applies to CSV manifests; JSON lines are UTF-8"):
+        scene_recipe({**source, "format": "jsonl"}, str(tmp_path / "out"))

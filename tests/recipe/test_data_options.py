@@ -75,6 +75,58 @@ def test_a_delimiter_that_preprocessing_cannot_use_is_one_line_naming_what_is_al
     assert "'\\s+' (alias 'whitespace')" in message and fragment in message
 
 
+@pytest.mark.parametrize("given, kept", [
+    ("utf-8", "utf-8"), ("UTF8", "utf-8"), ("utf-8-sig", "utf-8"), ("latin1", "iso8859-1"),
+    ("Latin-1", "iso8859-1"), ("cp1252", "cp1252"), ("windows-1252", "cp1252"), ("ISO-8859-15", "iso8859-15"),
+    ("koi8-r", "koi8-r"), ("mac-roman", "mac-roman"), ("EUC-JP", "euc_jp"), ("euc-kr", "euc_kr"),
+    ("gb2312", "gb2312"),
+])
+def test_an_encoding_whose_ascii_bytes_are_ascii_is_kept_under_its_codec_name(given, kept):
+    assert parse_recipe(with_data(source={"encoding": given}), check=False).data.source.encoding == kept
+
+
+@pytest.mark.parametrize("given, fragment", [
+    ("utf-16", "writes ASCII characters with zero bytes, so lines cannot be found byte by byte: re-encode the "
+               "files to UTF-8, e.g. iconv -f utf-16 -t utf-8"),
+    ("UTF-32-LE", "iconv -f utf-32-le -t utf-8"),
+    ("shift_jis", "'shift_jis' uses bytes below 0x80 inside other characters"),
+    ("cp932", "inside other characters"), ("gbk", "inside other characters"),
+    ("gb18030", "inside other characters"), ("big5", "inside other characters"),
+    ("iso2022_jp", "does not read every byte below 0x80 as its ASCII character (some switch character sets)"),
+    ("utf-7", "does not read every byte below 0x80 as its ASCII character"),
+    ("cp500", "does not read every byte below 0x80 as its ASCII character"),  # EBCDIC: 0xc1 is 'A'
+    ("mac-arabic", "decodes bytes of 0x80 or more to a quote or a line break"),  # its 0xa2 is a quote
+    ("base64", "'base64' is not a text encoding"),
+    ("latn1", "unknown encoding 'latn1' (did you mean 'latin1'?)"),
+    ("klingon-8", "unknown encoding 'klingon-8'"),
+])
+def test_an_encoding_the_record_reader_cannot_split_is_one_line_naming_key_value_and_allowed(given, fragment):
+    message = error_of(with_data(source={"encoding": given}))
+    assert message.startswith("data.source.encoding: ") and fragment in message and "\n" not in message
+    assert "allowed: utf-8 (the default), a single-byte encoding" in message and "euc-jp" in message
+
+
+@pytest.mark.parametrize("source, fragment", [
+    ({"encoding": "euc-jp", "delimiter": "~"}, "delimiter '~' is also what some multi-byte characters of euc_jp "
+                                               "decode to"),
+    ({"encoding": "euc-jp", "delimiter": "§"}, "a delimiter other than an ASCII character needs utf-8 or a "
+                                               "single-byte encoding"),
+    ({"encoding": "latin-1", "delimiter": "€"}, "delimiter '€' cannot be written in iso8859-1"),
+])
+def test_a_delimiter_the_encoding_cannot_write_as_one_findable_byte_is_refused(source, fragment):
+    message = error_of(with_data(source=source))
+    assert message.startswith("data.source: ") and fragment in message and "\n" not in message
+
+
+def test_the_resolved_recipe_names_an_encoding_only_when_one_is_set():
+    plain = yaml.safe_load(resolved_yaml(parse_recipe(BASE, check=False)))
+    assert "encoding" not in plain["data"]["source"]  # earlier recipes resolve as before
+    recipe = parse_recipe(with_data(source={"encoding": "Windows-1252", "delimiter": "§"}), check=False)
+    resolved = yaml.safe_load(resolved_yaml(recipe))
+    assert resolved["data"]["source"]["encoding"] == "cp1252"
+    assert parse_recipe(resolved, check=False) == recipe
+
+
 @pytest.mark.parametrize("task, fragment", [
     ({"type": "regression", "positive": ["x"]}, "tasks.0: 'positive' is for binary tasks; received it on a "
                                                 "regression task"),
