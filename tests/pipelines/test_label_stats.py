@@ -2,6 +2,7 @@
 against NumPy on the labels the shards hold and the rows written."""
 
 import glob
+import re
 
 import numpy as np
 import pytest
@@ -70,3 +71,22 @@ def test_dataset_json_holds_each_splits_count_mean_std_min_max(dataset):
 def test_other_task_types_have_no_label_moments(dataset):
     result, _ = dataset
     assert [t.stats for t in result.spec.tasks if t.type != "regression"] == [None, None, None]
+
+
+@pytest.mark.integration
+def test_mtl_data_describe_shows_a_regression_labels_train_mean_and_sd(dataset):
+    from click.testing import CliRunner
+
+    from mtl_tf.cli.main import cli
+
+    result, _ = dataset
+    values = _labels_by_split(result.spec)["train"]
+    out = CliRunner().invoke(cli, ["data", "describe", str(result.path)])
+    assert out.exit_code == 0, out.output
+    line = next(line for line in out.output.splitlines() if line.startswith("  task spend"))
+    match = re.fullmatch(r"  task spend \(regression\): labelled \{.*\}, train mean (\S+) sd (\S+) "
+                         r"\(min (\S+), max ([^)]+)\)", line)
+    assert match, line
+    shown = [float(v) for v in match.groups()]
+    assert shown == pytest.approx([values.mean(), values.std(), values.min(), values.max()], rel=1e-5)
+    assert "  task fraud (binary): labelled" in out.output and "positives {'train'" in out.output
