@@ -226,3 +226,31 @@ def test_standardize_is_a_regression_option_checked_with_the_recipe(tmp_path):
     dataset = type("Dataset", (), {"tasks": [spec]})()
     assert build_tasks(off.tasks, dataset)[0].standardized is False
     assert build_tasks(unset.tasks, dataset)[0].standardized is True
+
+
+@pytest.mark.parametrize("standardize", [None, False])
+def test_with_several_datasets_the_run_and_the_baseline_scale_a_task_by_its_own_datasets_train_split(standardize):
+    from mtl_tf.data.collection import DatasetCollection
+    from mtl_tf.runner import single_task_recipe
+    from tests.export.tiny import make_spec
+
+    main = make_spec()
+    spend = _spec(train=(2.5e4, 4.0e3)).model_copy(update={"label_key": "amount_spent"})
+    side = main.model_copy(update={"name": "side", "tasks": [spend]})
+    collection = DatasetCollection({"data": main, "cases": side})
+    recipe = parse_recipe({
+        "name": "toy",
+        "data": {"source": {"path": "raw/main/*.csv"}, "output_dir": "out/main", "split": {"key": "id"},
+                 "features": [{"name": "amount", "kind": "numeric"}, {"name": "balance", "kind": "numeric"}]},
+        "datasets": [{"name": "cases", "source": {"path": "raw/cases/*.csv"}, "output_dir": "out/cases"}],
+        "tasks": [{"name": "fraud", "type": "binary", "label": "is_fraud"},
+                  {"name": "spend", "type": "regression", "label": "amount_spent", "dataset": "cases",
+                   **({} if standardize is None else {"standardize": standardize})}],
+    }, check=False)
+    # The combined spec keeps each task's own entry: the side dataset's train split holds spend's labels.
+    assert collection.combined.task("spend").stats == spend.stats
+    in_run = build_tasks(recipe.tasks, collection.combined)[1]
+    # mtl baseline builds the single-task model on the task's own dataset (runner/baselines.py).
+    in_baseline = build_tasks(single_task_recipe(recipe, "spend").tasks, collection.spec("cases"))[0]
+    expected = (None, None) if standardize is False else (2.5e4, 4.0e3)
+    assert (in_run.offset, in_run.scale) == (in_baseline.offset, in_baseline.scale) == expected
