@@ -14,8 +14,8 @@ from mtl_tf.tasks.heads import SqueezeLast
 
 
 class LabelScaleWarning(UserWarning):
-    """A regression task standardises with scale 1: its train labels have no spread (std 0)
-    or no statistics in dataset.json."""
+    """A regression task cannot use its train split's std: the train labels have no spread
+    (std 0: scale 1, offset the mean) or no statistics in dataset.json (a plain head)."""
 
 
 @TASK_TYPES.register("regression")
