@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from mtl_tf.data.spec import (CategoricalStats, DatasetSpec, FeatureSpec, NumericStats, RejectsSpec,
-                              SplitSpec, TaskSpec)
+from mtl_tf.data.spec import (CategoricalStats, DatasetSpec, FeatureSpec, LabelStats, NumericStats,
+                              RegressionStats, RejectsSpec, SplitSpec, TaskSpec)
 from mtl_tf.recipe.schema import SPLIT_NAMES, Recipe
 from pipelines.sources import check_headers, expand_sources, file_columns, local_output_dir
 from pipelines.splits import active_splits, check_split_files
@@ -261,4 +261,14 @@ def _task_spec(task, labels: Mapping[str, Any], splits: list[str]) -> TaskSpec:
     positives = {} if task.type == "regression" else {s: c["positives"] for s, c in per_split.items()}
     return TaskSpec(name=task.name, type=task.type, label_key=task.label,
                     dtype="int64" if task.type == "multiclass" else "float32", classes=task.classes,
-                    labelled={s: c["labelled"] for s, c in per_split.items()}, positives=positives)
+                    labelled={s: c["labelled"] for s, c in per_split.items()}, positives=positives,
+                    stats=regression_stats(task, per_split))
+
+
+def regression_stats(task, per_split: Mapping[str, Mapping[str, Any]]) -> RegressionStats | None:
+    """A regression task's :class:`RegressionStats` from its per-split label summaries (a
+    split without labels gets count 0); None for other task types."""
+    if task.type != "regression":
+        return None
+    return RegressionStats({split: LabelStats(**counts.get("stats", {"count": counts.get("labelled", 0)}))
+                            for split, counts in per_split.items()})

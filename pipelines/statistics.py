@@ -5,8 +5,9 @@ accurate for large means and many rows where the textbook sum of squares loses p
 Each CombineFn also has ``add_batch``, which folds a whole batch of rows in at once: the
 batch's own moments (or value counts) are computed in one go and merged, which costs far
 less per row than one ``add_input`` call per row and value. Outputs are plain dicts shaped like :class:`mtl_tf.data.spec.NumericStats`,
-:class:`~mtl_tf.data.spec.CategoricalStats` and the counts of
-:class:`~mtl_tf.data.spec.TaskSpec`.
+:class:`~mtl_tf.data.spec.CategoricalStats`, the counts of
+:class:`~mtl_tf.data.spec.TaskSpec` and, per split, a regression label's
+:class:`~mtl_tf.data.spec.LabelStats`.
 """
 
 from __future__ import annotations
@@ -48,12 +49,12 @@ class NumericStatsFn(beam.CombineFn):
         count = len(present)
         mean = math.fsum(present) / count
         m2 = math.fsum([(v - mean) * (v - mean) for v in present])
-        return _merge_moments(acc, [count, missing, mean, m2, min(present), max(present)])
+        return merge_moments(acc, [count, missing, mean, m2, min(present), max(present)])
 
     def merge_accumulators(self, accumulators) -> list:
         merged = self.create_accumulator()
         for acc in accumulators:
-            merged = _merge_moments(merged, acc)
+            merged = merge_moments(merged, acc)
         return merged
 
     def extract_output(self, acc: list) -> dict[str, Any]:
@@ -64,7 +65,8 @@ class NumericStatsFn(beam.CombineFn):
                 "max": None if acc[5] is None else float(acc[5])}
 
 
-def _merge_moments(a: list, b: list) -> list:
+def merge_moments(a: list, b: list) -> list:
+    """Chan's merge of two :class:`NumericStatsFn` accumulators (a new list; neither is changed)."""
     count = a[0] + b[0]
     if count == 0:
         return [0, a[1] + b[1], 0.0, 0.0, None, None]
@@ -201,9 +203,11 @@ def _stats_fn(feature: Feature) -> beam.CombineFn:
 
 
 class LabelCountsFn(beam.CombineFn):
-    """Per task: rows with a label and positives (binary) or per-class counts.
+    """Per task: rows with a label and positives (binary) or per-class counts; regression:
+    the label's moments.
 
-    Regression tasks report ``positives`` as None.
+    Regression tasks report ``positives`` as None and ``stats`` as :func:`label_stats` of
+    their labels (count, mean, std, min, max), from :class:`NumericStatsFn`'s moments.
 
     Args:
         tasks: the recipe tasks.
@@ -211,10 +215,15 @@ class LabelCountsFn(beam.CombineFn):
 
     def __init__(self, tasks: Sequence[Task]):
         self.tasks = [(t.name, t.label, t.type, len(t.classes or [])) for t in tasks]
+        self.moments = NumericStatsFn()
 
     def create_accumulator(self) -> dict[str, list]:
-        return {name: [0, [0] * size if kind in ("multiclass", "multilabel") else 0]
-                for name, _, kind, size in self.tasks}
+        return {name: [0, self._empty(kind, size)] for name, _, kind, size in self.tasks}
+
+    def _empty(self, kind: str, size: int) -> Any:
+        if kind == "regression":
+            return self.moments.create_accumulator()
+        return [0] * size if kind in ("multiclass", "multilabel") else 0
 
     def add_input(self, acc: dict[str, list], values: Mapping[str, Any]) -> dict[str, list]:
         for name, key, kind, _ in self.tasks:
@@ -229,6 +238,8 @@ class LabelCountsFn(beam.CombineFn):
                 counts[1][value] += 1
             elif kind == "multilabel":
                 counts[1] = [n + (v == 1.0) for n, v in zip(counts[1], value)]
+            elif kind == "regression":
+                self.moments.add_input(counts[1], value)
         return acc
 
     def add_batch(self, acc: dict[str, list], rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:
@@ -246,14 +257,19 @@ class LabelCountsFn(beam.CombineFn):
                     counts[1][index] += n
             elif kind == "multilabel":
                 counts[1] = [n + column.count(1.0) for n, column in zip(counts[1], zip(*labels))]
+            elif kind == "regression":
+                counts[1] = self.moments.add_batch(counts[1], labels)
         return acc
 
     def merge_accumulators(self, accumulators) -> dict[str, list]:
+        kinds = {name: kind for name, _, kind, _ in self.tasks}
         merged = self.create_accumulator()
         for acc in accumulators:
             for name, (labelled, positives) in acc.items():
                 merged[name][0] += labelled
-                if isinstance(positives, list):
+                if kinds[name] == "regression":
+                    merged[name][1] = merge_moments(merged[name][1], positives)
+                elif isinstance(positives, list):
                     merged[name][1] = [a + b for a, b in zip(merged[name][1], positives)]
                 else:
                     merged[name][1] += positives
@@ -261,9 +277,24 @@ class LabelCountsFn(beam.CombineFn):
 
     def extract_output(self, acc: dict[str, list]) -> dict[str, dict]:
         kinds = {name: kind for name, _, kind, _ in self.tasks}
-        return {name: {"labelled": labelled,
-                       "positives": None if kinds[name] == "regression" else positives}
-                for name, (labelled, positives) in acc.items()}
+        output = {}
+        for name, (labelled, positives) in acc.items():
+            if kinds[name] == "regression":
+                output[name] = {"labelled": labelled, "positives": None,
+                                "stats": label_stats(self.moments.extract_output(positives))}
+            else:
+                output[name] = {"labelled": labelled, "positives": positives}
+        return output
+
+
+def label_stats(moments: Mapping[str, Any]) -> dict[str, Any]:
+    """:class:`mtl_tf.data.spec.LabelStats` fields (count, mean, population std, min, max) from
+    :meth:`NumericStatsFn.extract_output`; mean and std are None without a labelled row."""
+    count = moments["count"]
+    if not count:
+        return {"count": 0, "mean": None, "std": None, "min": None, "max": None}
+    return {"count": count, "mean": moments["mean"], "std": math.sqrt(max(moments["variance"], 0.0)),
+            "min": moments["min"], "max": moments["max"]}
 
 
 class SummaryFn(beam.CombineFn):

@@ -148,7 +148,7 @@ def describe(dataset: str) -> None:
     for split, info in spec.splits.items():
         click.echo(f"  {split}: {info.num_examples} examples in {info.num_shards} shards")
     for task in spec.tasks:
-        click.echo(f"  task {task.name} ({task.type}): labelled {task.labelled}, positives {task.positives}")
+        click.echo(f"  task {task.name} ({task.type}): labelled {task.labelled}, {_label_summary(task)}")
     for feature in spec.features:
         stats = feature.stats
         if feature.kind == "image":
@@ -159,3 +159,11 @@ def describe(dataset: str) -> None:
         else:
             extra = f"mean {stats.mean:.4g} sd {stats.variance ** 0.5:.4g}"
         click.echo(f"  feature {feature.name} ({feature.kind}): missing {stats.missing}, {extra}")
+
+
+def _label_summary(task) -> str:
+    """Positives per split, or a regression label's train mean and std."""
+    train = task.stats.train if task.type == "regression" and task.stats is not None else None
+    if train is None or train.mean is None:
+        return f"positives {task.positives}"
+    return f"train mean {train.mean:.6g} sd {train.std:.6g} (min {train.min:.6g}, max {train.max:.6g})"

@@ -11,7 +11,9 @@ tasks. The shared features are normalised and looked up with the main dataset's 
 statistics only: numeric moments could be pooled exactly, but a vocabulary kept as each
 dataset's top-k values cannot be merged exactly, and mixing the two would leave the
 features with statistics of different populations. The main dataset is the one served in
-production, so its statistics are the ones a served example meets.
+production, so its statistics are the ones a served example meets. Label counts and
+statistics stay each task's own (a task's labels come from one dataset): a regression task
+standardises with its own dataset's train split.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class DatasetCollection:
 
     Example:
         >>> collection = DatasetCollection.read(recipe)
-        >>> model = build_model(recipe, collection.combined, build_tasks(recipe.tasks))
+        >>> model = build_model(recipe, collection.combined, build_tasks(recipe.tasks, collection.combined))
     """
 
     def __init__(self, specs: Mapping[str, DatasetSpec], owners: Mapping[str, str] | None = None):
@@ -87,7 +89,7 @@ class DatasetCollection:
         """The main dataset's spec with every dataset's tasks: what the model is built from.
 
         Features, statistics and splits are the main dataset's (see the module docstring);
-        each task keeps the label counts of its own dataset.
+        each task keeps the label counts and statistics of its own dataset.
         """
         tasks = [self.spec(owner).task(task) for task, owner in self.owners.items()]
         combined = self.main.model_copy(update={"tasks": tasks})

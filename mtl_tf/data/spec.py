@@ -38,7 +38,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 SCHEMA_VERSION = 1
 FILE_NAME = "dataset.json"
@@ -193,6 +193,33 @@ class DetectionStats(_Spec):
         return sum(self.boxes) / self.images if self.images else 0.0
 
 
+class LabelStats(_Spec):
+    """Moments of a scalar label over the labelled rows of one split (population std)."""
+
+    count: int = Field(description="labelled rows")
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+class RegressionStats(RootModel[dict[str, LabelStats]]):
+    """A regression label's :class:`LabelStats` per split: ``{split: {count, mean, std, min, max}}``.
+
+    The train split's are what the task standardises with (see
+    :class:`mtl_tf.tasks.RegressionTask`); the others say how the label is spread where the
+    model is validated and tested (an rmse next to the test split's std).
+    """
+
+    def split(self, name: str) -> LabelStats | None:
+        """The statistics of split ``name`` (None when the pipeline wrote none for it)."""
+        return self.root.get(name)
+
+    @property
+    def train(self) -> LabelStats | None:
+        return self.split("train")
+
+
 class TaskSpec(_Spec):
     name: str
     type: Literal["binary", "multiclass", "multilabel", "regression", "segmentation", "depth", "detection"]
@@ -208,9 +235,19 @@ class TaskSpec(_Spec):
     positives: dict[str, int | list[int]] = Field(
         default_factory=dict,
         description="binary: positives per split; multiclass/multilabel: per class; segmentation: images "
-                    "holding each class; detection: boxes per class; regression, depth: empty")
-    stats: SegmentationStats | DepthStats | DetectionStats | None = Field(
-        None, description="dense labels: statistics over the train split")
+                    "holding each class; detection: boxes per class; regression, depth: empty "
+                    "(regression: see stats)")
+    stats: SegmentationStats | DepthStats | DetectionStats | RegressionStats | None = Field(
+        None, description="dense labels: statistics over the train split; regression: count, mean, std, "
+                          "min and max of the label per split")
+
+    @model_validator(mode="after")
+    def _stats_kind(self) -> "TaskSpec":
+        if (self.type == "regression") != isinstance(self.stats, RegressionStats) and self.stats is not None:
+            raise ValueError(f"task '{self.name}': a {self.type} task cannot hold "
+                             f"{type(self.stats).__name__} statistics; regression statistics are "
+                             "{split: {count, mean, std, min, max}}")
+        return self
 
     def one_class(self, split: str) -> str | None:
         """How the labelled rows of ``split`` hold only one class (None when they do not, or are unknown).

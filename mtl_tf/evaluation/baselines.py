@@ -180,7 +180,8 @@ def baseline_warnings(baselines: Baselines, tasks: Sequence[Any], spec: Any = No
         metric = entry.get("primary_metric") or task.primary_metric
         value = entry.get("test", {}).get(metric)
         chance = chance_level(task, metric, _task_spec(spec, task.name))
-        if chance is not None and value is not None and math.isfinite(value) and value <= chance[0]:
+        if chance is not None and value is not None and math.isfinite(value) and _at_chance(task, metric, value,
+                                                                                            chance[0]):
             notes.append(f"its {metric} {value:.4f} is at chance level ({chance[1]})")
         ran, best = entry.get("epochs_run"), entry.get("best_epoch")
         stopped = entry.get("stopped_reason") or "completed"
@@ -198,11 +199,15 @@ def chance_level(task: Any, metric: str, task_spec: Any = None) -> tuple[float, 
 
     ``auc`` (binary, multilabel): :data:`CHANCE_AUC`; ``accuracy`` (binary, multiclass): the
     majority-class rate of the test split, from dataset.json's label counts; ``pr_auc``
-    (binary): the test split's positive rate.
+    (binary): the test split's positive rate; ``rmse`` (regression, lower is better: at
+    chance at or above it): the rmse of predicting the train mean on the test split,
+    ``sqrt(std_test^2 + (mean_test - mean_train)^2)`` from dataset.json's label statistics.
     """
     kind = getattr(task, "registered_type", None)
     if metric == "auc" and kind in ("binary", "multilabel"):
         return CHANCE_AUC, f"<= {CHANCE_AUC:g}; 0.5 is a coin flip"
+    if metric == "rmse" and kind == "regression":
+        return _mean_prediction_rmse(task_spec)
     counts = _test_counts(task_spec)
     if counts is None:
         return None
@@ -217,6 +222,22 @@ def chance_level(task: Any, metric: str, task_spec: Any = None) -> tuple[float, 
         rate = positives / labelled
         return rate, f"<= {rate:.4f}, the positive rate of the test rows"
     return None
+
+
+def _at_chance(task: Any, metric: str, value: float, threshold: float) -> bool:
+    higher = task.higher_is_better(metric) if hasattr(task, "higher_is_better") else True
+    return value <= threshold if higher else value >= threshold
+
+
+def _mean_prediction_rmse(task_spec: Any) -> tuple[float, str] | None:
+    """The test rmse of always predicting the train mean, from a regression task's label statistics."""
+    stats = getattr(task_spec, "stats", None)
+    split = getattr(stats, "split", None)
+    train, test = (split("train"), split("test")) if callable(split) else (None, None)
+    if train is None or test is None or train.mean is None or test.mean is None or test.std is None:
+        return None
+    rmse = math.sqrt(test.std ** 2 + (test.mean - train.mean) ** 2)
+    return rmse, f">= {rmse:.4g}, the rmse of predicting the train mean on the test rows"
 
 
 def _task_spec(spec: Any, task: str) -> Any:

@@ -7,7 +7,11 @@ in-memory model's on the same examples, parsed with the same spec and decoded as
 training reader decodes them (so the export's own decoding and resizing of images is
 checked too). Each ``predict_<task>`` signature is also compared with ``serving_default``.
 
-Values (probabilities, depth, boxes, scores) must agree within the tolerance. Integer
+Values (probabilities, depth, boxes, scores) must agree within the tolerance; a value
+served in a task's own units is compared in that unit (``task.serving_units()``: a
+regression output in its label's train std, so a label in the millions is held to the
+same relative precision as one near 1, and float32 rounding of a large value is not a
+mismatch). Integer
 outputs (class ids) must agree exactly, except where the in-memory model's probabilities of
 the two ids differ by no more than the tolerance (a tie, which rounding may break either
 way); that exception applies to ids of the task's output along its last axis (per-pixel
@@ -47,7 +51,8 @@ class SkewReport:
     Attributes:
         tolerance: the largest difference allowed.
         num_examples: how many examples were compared.
-        export_vs_model: output -> max |serving_default - in-memory model|; for integer
+        export_vs_model: output -> max |serving_default - in-memory model| in the output's
+            unit (a regression output's: its label's train std); for integer
             outputs 0.0 when they agree (ties aside), else inf.
         task_vs_default: output -> max |predict_<task> - serving_default|, likewise.
         id_mismatches: integer output -> positions where the ids differ without a tie
@@ -85,7 +90,8 @@ def check_skew(model: keras.Model, saved_model_dir: str | Path, examples: Sequen
         saved_model_dir: the SavedModel folder written by :func:`export_model`.
         examples: serialized tf.Example strings (labels may be present; they are ignored).
         spec: the dataset spec the export parses with.
-        tolerance: the largest absolute difference allowed per output value.
+        tolerance: the largest absolute difference allowed per output value, in the output's
+            unit (``task.serving_units()``; 1 unless the task says otherwise).
         raise_on_skew: raise :class:`SkewError` on a mismatch (default) instead of returning
             a report whose ``ok`` is False.
         tasks: the TaskType objects that were exported (their ``serving_outputs`` give the
@@ -103,7 +109,7 @@ def check_skew(model: keras.Model, saved_model_dir: str | Path, examples: Sequen
     signatures = _load_signatures(saved_model_dir)
     served = _to_numpy(signatures[SERVING_DEFAULT](**{EXAMPLES_INPUT: batch}))
     raw, expected, owner = _in_memory(model, spec, batch, tasks)
-    compare = _Comparison(raw, owner, float(tolerance))
+    compare = _Comparison(raw, owner, float(tolerance), _units(tasks))
     export_vs_model = {key: compare(key, value, expected.get(key)) for key, value in served.items()}
     task_vs_default = _compare_tasks(signatures, served, batch, saved_model_dir, owner, compare)
     report = SkewReport(tolerance=float(tolerance), num_examples=len(examples),
@@ -156,12 +162,23 @@ class _Named:
         self.name = name
 
 
+def _units(tasks: Sequence[Any] | None) -> dict[str, float]:
+    """Serving output -> the unit its differences are measured in (``task.serving_units()``)."""
+    units: dict[str, float] = {}
+    for task in tasks or ():
+        method = getattr(task, "serving_units", None)
+        units.update(method() if callable(method) else {})
+    return units
+
+
 class _Comparison:
     """Compares one serving output with its reference: values by max |a - b|, ids by
     equality up to ties of the in-memory probabilities; counts id mismatches per output."""
 
-    def __init__(self, raw: dict[str, np.ndarray], owner: dict[str, str], tolerance: float):
+    def __init__(self, raw: dict[str, np.ndarray], owner: dict[str, str], tolerance: float,
+                 units: dict[str, float] | None = None):
         self.raw, self.owner, self.tolerance = raw, owner, tolerance
+        self.units = units or {}
         self.mismatches: dict[str, int] = {}
 
     def __call__(self, key: str, value: np.ndarray | None, reference: np.ndarray | None) -> float:
@@ -172,7 +189,7 @@ class _Comparison:
             count = id_mismatches(value, reference, probabilities, self.tolerance)
             self.mismatches[key] = self.mismatches.get(key, 0) + count
             return 0.0 if count == 0 else float("inf")
-        return _max_abs_difference(value, reference)
+        return _max_abs_difference(value, reference) / self.units.get(key, 1.0)
 
 
 def id_mismatches(ids: np.ndarray, reference: np.ndarray, probabilities: np.ndarray | None,

@@ -732,6 +732,9 @@ class Task(Strict):
                                                                    "sensitivity (default 0.9)")
     head: dict[str, Any] | None = Field(None, description="the task type's head options (e.g. detection: "
                                                           "max_detections)")
+    standardize: bool | None = Field(None, description="regression: learn the label in standard units of the "
+                                                       "train split (dataset.json stats) and answer in the "
+                                                       "label's units (default true); false: raw MSE")
 
     _l = field_validator("loss", mode="before")(lambda cls, v: _component(v))
 
@@ -799,9 +802,10 @@ class Task(Strict):
 
 _TYPE_OPTIONS = {"ignore_index": ("segmentation",), "depth_scale": ("depth",),
                  "box_units": ("detection",), "max_boxes": ("detection",),
-                 "specificity": ("binary", "multilabel")}
+                 "specificity": ("binary", "multilabel"), "standardize": ("regression",)}
 # Left out of a task's dump unless set, so recipes written before they existed resolve as before.
-_DENSE_OPTIONS = ("ignore_index", "depth_scale", "box_units", "max_boxes", "derive", "loss", "head", "specificity")
+_DENSE_OPTIONS = ("ignore_index", "depth_scale", "box_units", "max_boxes", "derive", "loss", "head", "specificity",
+                  "standardize")
 _DERIVED_TYPES = {"class_presence": "multilabel", "boundaries": "segmentation", "box_count": "regression"}
 
 

@@ -156,6 +156,19 @@ class TaskType:
         """What the exported signatures return for this task: keys ``<task>`` or ``<task>_<part>``."""
         return {self.name: output}
 
+    def serving_units(self) -> dict[str, float]:
+        """Serving output -> the unit its differences are measured in when the export is
+        compared with the model (the skew check); absent: 1. A regression output in its
+        label's units is compared in the label's train std."""
+        return {}
+
+    @property
+    def head_layout(self) -> str | None:
+        """What the head's weights mean beyond their shapes (``"standardized"``: a regression
+        head predicting standard units), or None. Checkpoints record it, and a resume across
+        a change is refused: the same variables would be read in other units."""
+        return None
+
     # --- metrics ----------------------------------------------------------------------
     def metric_factories(self) -> dict[str, Callable[[], keras.metrics.Metric]]:
         raise NotImplementedError

@@ -64,15 +64,18 @@ class Checkpoints:
         epoch_step: the variable counting the steps done in the epoch under way, saved in
             step checkpoints only (so epoch checkpoints keep their layout); None: no step
             checkpoints.
+        heads: task -> its head's layout (``TaskType.head_layout``), kept in the fingerprint:
+            a resume across a change is refused.
         objects: the trackables to save (model, optimizer, counters, method states); the
             epochs-done counter is the one named ``epoch``.
     """
 
     def __init__(self, directory: str, strategy: tf.distribute.Strategy, max_to_keep: int = 3,
                  configuration: Mapping[str, Any] | None = None, epoch_step: tf.Variable | None = None,
-                 **objects):
+                 heads: Mapping[str, str] | None = None, **objects):
         self.directory = os.fspath(directory)
         self.configuration = configuration
+        self.heads = dict(heads or {})
         self.objects = objects
         self.max_to_keep = max_to_keep
         self.checkpoint = tf.train.Checkpoint(**objects)
@@ -115,7 +118,7 @@ class Checkpoints:
 
     def fingerprint(self) -> dict[str, Any]:
         """The fingerprint of the objects this folder saves (see :mod:`mtl_tf.training.fingerprint`)."""
-        return fingerprint(self.objects, self.configuration)
+        return fingerprint(self.objects, self.configuration, self.heads)
 
     # --- writing ------------------------------------------------------------------------
     def start_over(self) -> None:

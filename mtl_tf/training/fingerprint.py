@@ -8,6 +8,9 @@ run can refuse in one line that names what differs.
 Variables are compared by shape and dtype, in order, object by object (model, optimizer,
 method states): a checkpoint restores by position in the object graph, not by name, so
 names (which Keras may number differently in another process) only serve the message.
+Task heads whose weights mean something else under the same shapes (a regression head that
+predicts standard units instead of the label's: ``TaskType.head_layout``) are recorded
+under ``heads`` and must match too.
 """
 
 from __future__ import annotations
@@ -40,19 +43,24 @@ class IncompatibleCheckpoint(ValueError):
         return IncompatibleCheckpoint(self.directory, self.difference, advice)
 
 
-def fingerprint(objects: Mapping[str, Any], configuration: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def fingerprint(objects: Mapping[str, Any], configuration: Mapping[str, Any] | None = None,
+                heads: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The fingerprint of a training state.
 
     Args:
         objects: the checkpointed objects by name (model, optimizer, tf.Modules, variables).
         configuration: a JSON-able description of what built them (e.g. architecture,
             trunk, tower, tasks, features), shown when a resume is refused.
+        heads: task -> its head's layout (``TaskType.head_layout``), for the tasks that have
+            one; a resume with another layout is refused.
 
     Returns:
-        ``{"configuration": {...}, "variables": {object name: [[name, shape, dtype], ...]}}``.
+        ``{"configuration": {...}, "variables": {object name: [[name, shape, dtype], ...]},
+        "heads": {task: layout}}``.
     """
     return {"configuration": json.loads(json.dumps(dict(configuration or {}), default=str)),
-            "variables": {name: _variables(obj) for name, obj in objects.items()}}
+            "variables": {name: _variables(obj) for name, obj in objects.items()},
+            "heads": dict(sorted((heads or {}).items()))}
 
 
 def write_fingerprint(directory: str | os.PathLike, record: Mapping[str, Any]) -> None:
@@ -84,13 +92,27 @@ def describe_difference(written: Mapping[str, Any], current: Mapping[str, Any]) 
     changed = [name for name in sorted(set(old_vars) | set(new_vars))
                if _shapes(old_vars.get(name)) != _shapes(new_vars.get(name))]
     if not changed:
-        return None
+        return _head_difference(written.get("heads") or {}, current.get("heads") or {})
     old_config, new_config = written.get("configuration", {}), current.get("configuration", {})
     keys = [key for key in _keys(old_config, new_config) if old_config.get(key) != new_config.get(key)]
     if keys:
         return f"written by {_render(old_config, keys)}; this run builds {_render(new_config, keys)}"
     name = changed[0]
     return f"written by another model: {_variable_difference(name, old_vars.get(name), new_vars.get(name))}"
+
+
+def _head_difference(old: Mapping[str, str], new: Mapping[str, str]) -> str | None:
+    """Tasks whose heads read the same variables in other units (a fingerprint written before
+    heads were recorded holds none: every head plain)."""
+    tasks = [task for task in sorted(set(old) | set(new)) if old.get(task) != new.get(task)]
+    if not tasks:
+        return None
+    return (f"written by a model with {_heads(old, tasks)} heads; this run builds {_heads(new, tasks)} heads "
+            "(a regression head predicts standard units unless tasks[].standardize is false)")
+
+
+def _heads(layouts: Mapping[str, str], tasks: list[str]) -> str:
+    return ", ".join(f"{task}: {layouts.get(task) or 'plain'}" for task in tasks)
 
 
 def _variables(obj: Any) -> list[list[Any]]:

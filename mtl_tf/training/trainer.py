@@ -189,6 +189,7 @@ class Trainer:
                              "half-precision gradients ('mixed precision is disallowed'); on a CPU use one or the other")
         self.checkpoints = None if self.checkpoint_dir is None else Checkpoints(
             self.checkpoint_dir, self.strategy, max_to_keep, configuration, epoch_step=self.epoch_step,
+            heads={task.name: task.head_layout for task in self.tasks if getattr(task, "head_layout", None)},
             model=self._model, optimizer=self.optimizer,
             epoch=self.epoch, weighting=self.weighting, aggregator=self.aggregator, sampler=self.sampler,
             early_stopping=self.early_stopping,

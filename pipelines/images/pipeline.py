@@ -34,7 +34,7 @@ from mtl_tf.data.spec import (CategoricalStats, DatasetSpec, DepthStats, Detecti
                               ImageStats, NumericStats, RejectsSpec, SegmentationStats, SplitSpec, TaskSpec)
 from mtl_tf.recipe.schema import Recipe, Task
 from pipelines.csv_to_tfrecords import (FEATURE_DTYPES, REJECTS_PATTERN, PreprocessResult, clear_outputs,
-                                        remove_temp_dirs)
+                                        regression_stats, remove_temp_dirs)
 from pipelines.images.items import EXAMPLE_KEY
 from pipelines.images.validation import MAX_PIXELS
 from pipelines.sources import local_output_dir
@@ -244,7 +244,8 @@ def dataset_spec(recipe: Recipe, summary: Mapping[str, Any], items_in: int, writ
 
 
 def task_spec(task: Task, summary: Mapping[str, Any], splits: Sequence[str], height: int, width: int) -> TaskSpec:
-    """The ``TaskSpec`` of one task: dtype, shape, labelled and positives per split, dense statistics."""
+    """The ``TaskSpec`` of one task: dtype, shape, labelled and positives per split, dense statistics
+    (train) or a regression label's statistics per split."""
     classes = len(task.classes or [])
     per_class = task.type in ("multiclass", "multilabel", "segmentation", "detection")
     empty = {"labelled": 0, "positives": [0] * classes if per_class else 0}
@@ -259,4 +260,5 @@ def task_spec(task: Task, summary: Mapping[str, Any], splits: Sequence[str], hei
                     dtype=TASK_DTYPES.get(task.type, "float32"), classes=task.classes, shape=shape,
                     ignore_index=task.ignore_index if task.type == "segmentation" else None, derive=task.derive,
                     labelled={s: counts["labelled"] for s, counts in per_split.items()}, positives=positives,
-                    stats=dense_stats[task.type](**stats) if stats is not None else None)
+                    stats=(dense_stats[task.type](**stats) if stats is not None
+                           else regression_stats(task, per_split)))

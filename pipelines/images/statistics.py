@@ -9,7 +9,9 @@ the CSV pipeline does) into the ``summary.json`` contents:
   number of images;
 - other features over train (:class:`pipelines.statistics.FeatureStatsFn`);
 - per task and split: labelled items and positives (binary: positives; multiclass,
-  multilabel: per class; segmentation: images holding each class; detection: boxes per class);
+  multilabel: per class; segmentation: images holding each class; detection: boxes per class)
+  or, for a regression label (a column, or a derived ``box_count``), its count, mean, std,
+  min and max (:func:`pipelines.statistics.label_stats`);
 - per dense task over train: segmentation pixels per class and ignored pixels, depth valid
   and invalid pixels with min, max and mean, detection boxes per class, labelled images and
   the most boxes in one image.
@@ -25,7 +27,7 @@ import apache_beam as beam
 import numpy as np
 
 from mtl_tf.recipe.schema import Feature, Task
-from pipelines.statistics import FeatureStatsFn
+from pipelines.statistics import FeatureStatsFn, NumericStatsFn, merge_moments, label_stats
 
 _PER_CLASS = ("multiclass", "multilabel", "segmentation", "detection")
 
@@ -43,6 +45,7 @@ class ImageSummaryFn(beam.CombineFn):
         self.channels = image.channels
         self.features = FeatureStatsFn(features)
         self.tasks = [(t.name, t.type, t.derive, len(t.classes or []), t.ignore_index) for t in tasks]
+        self.moments = NumericStatsFn()
 
     # --- accumulators -------------------------------------------------------------------------------------------
 
@@ -62,7 +65,12 @@ class ImageSummaryFn(beam.CombineFn):
         return [[0] * classes, 0, 0]  # boxes per class, images, most boxes in one image
 
     def _label_accumulator(self) -> dict[str, list]:
-        return {name: [0, [0] * classes if kind in _PER_CLASS else 0] for name, kind, _, classes, _ in self.tasks}
+        return {name: [0, self._no_positives(kind, classes)] for name, kind, _, classes, _ in self.tasks}
+
+    def _no_positives(self, kind: str, classes: int) -> Any:
+        if kind == "regression":
+            return self.moments.create_accumulator()  # the label's moments
+        return [0] * classes if kind in _PER_CLASS else 0
 
     # --- folding one batch in -----------------------------------------------------------------------------------
 
@@ -90,7 +98,10 @@ class ImageSummaryFn(beam.CombineFn):
                 continue
             label = labels[name]
             counts[name][0] += 1
-            counts[name][1] = _add_positives(counts[name][1], kind, label, classes, ignore)
+            if kind == "regression":
+                self.moments.add_input(counts[name][1], float(label))
+            else:
+                counts[name][1] = _add_positives(counts[name][1], kind, label, classes, ignore)
             if split == "train" and name in acc["dense"]:
                 acc["dense"][name] = _add_dense(acc["dense"][name], kind, label, classes, ignore)
         if split == "train":
@@ -133,18 +144,21 @@ class ImageSummaryFn(beam.CombineFn):
         return merged
 
     def _merge_labels(self, parts: list[dict[str, list]]) -> dict[str, list]:
+        kinds = {name: kind for name, kind, *_ in self.tasks}
         merged = self._label_accumulator()
         for part in parts:
             for name, (labelled, positives) in part.items():
                 merged[name][0] += labelled
-                merged[name][1] = (_add_lists(merged[name][1], positives) if isinstance(positives, list)
-                                   else merged[name][1] + positives)
+                if kinds[name] == "regression":
+                    merged[name][1] = merge_moments(merged[name][1], positives)
+                else:
+                    merged[name][1] = (_add_lists(merged[name][1], positives) if isinstance(positives, list)
+                                       else merged[name][1] + positives)
         return merged
 
     def extract_output(self, acc: dict[str, Any]) -> dict[str, Any]:
         kinds = {name: kind for name, kind, *_ in self.tasks}
-        labels = {split: {name: {"labelled": labelled,
-                                 "positives": None if kinds[name] in ("regression", "depth") else positives}
+        labels = {split: {name: self._label_output(kinds[name], labelled, positives)
                           for name, (labelled, positives) in counts.items()}
                   for split, counts in acc["labels"].items()}
         return {"counts": {"items_in": acc["items_in"], "written": dict(acc["written"]),
@@ -154,6 +168,13 @@ class ImageSummaryFn(beam.CombineFn):
                 "features": self.features.extract_output(acc["features"]),
                 "labels": labels,
                 "dense": {name: _dense_output(kinds[name], stats) for name, stats in acc["dense"].items()}}
+
+
+    def _label_output(self, kind: str, labelled: int, positives: Any) -> dict[str, Any]:
+        if kind == "regression":
+            return {"labelled": labelled, "positives": None,
+                    "stats": label_stats(self.moments.extract_output(positives))}
+        return {"labelled": labelled, "positives": None if kind == "depth" else positives}
 
 
 def image_stats(count: int, sums: Sequence[int], squares: Sequence[int], pixels: int) -> dict[str, Any]:

@@ -165,3 +165,23 @@ def test_an_accuracy_baseline_at_the_majority_rate_and_a_short_run_are_flagged(t
     assert section["baseline_warnings"] == {"fraud": [
         "its accuracy 0.9200 is at chance level (<= 0.9200, the majority class's share of the test rows)",
         "it trained for only 2 epoch(s)"]}
+
+
+@pytest.mark.parametrize("baseline_rmse, flagged", [(23.0, True), (12.0, False)])
+def test_a_regression_baseline_no_better_than_the_train_mean_is_flagged(tmp_path, baseline_rmse, flagged):
+    from mtl_tf.data.spec import LabelStats, RegressionStats, TaskSpec
+
+    # Predicting the train mean (100) on test rows of mean 110 and std 20: rmse sqrt(20^2 + 10^2) = 22.36.
+    stats = RegressionStats({"train": LabelStats(count=80, mean=100.0, std=25.0),
+                             "test": LabelStats(count=20, mean=110.0, std=20.0)})
+    amount = TaskSpec(name="amount", type="regression", label_key="amount", dtype="float32", stats=stats)
+    spec = _spec({"train": 80, "test": 20})
+    spec.task = lambda name: amount
+    Baselines(recipe="r", dataset=dataset_fingerprint(spec), tasks={
+        "amount": {"test": {"rmse": baseline_rmse}, "primary_metric": "rmse", "best_epoch": 5, "epochs_run": 9}}
+              ).write(tmp_path)
+    section = compare(_recipe(tmp_path), spec, [RegressionTask("amount", metrics=["rmse"])],
+                      {"amount": {"rmse": 10.0}})
+    expected = {"amount": [f"its rmse {baseline_rmse:.4f} is at chance level (>= 22.36, the rmse of predicting "
+                           "the train mean on the test rows)"]} if flagged else {}
+    assert section["baseline_warnings"] == expected

@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
+from mtl_tf.data.spec import LabelStats, RegressionStats, TaskSpec
 from mtl_tf.export import SkewError, check_skew, export_model
+from mtl_tf.tasks import RegressionTask
 from tests.export.tiny import complete_examples, example, make_model, make_spec, make_tasks
 
 
@@ -45,6 +47,26 @@ def test_skew_report_without_raising(exported):
                         raise_on_skew=False)
     assert not report.ok and report.failed_tasks == ["fraud"]
     assert np.isfinite(report.export_vs_model["fraud"])
+
+
+def test_a_regression_output_is_compared_in_units_of_its_labels_std(tmp_path):
+    stats = RegressionStats({"train": LabelStats(count=10, mean=1.0e4, std=1.0e3, min=8.0e3, max=1.2e4)})
+    spend = TaskSpec(name="spend", type="regression", label_key="spend", dtype="float32", stats=stats)
+    spec = make_spec()
+    spec = spec.model_copy(update={"tasks": [*spec.tasks, spend]})
+    tasks = [*make_tasks(), RegressionTask("spend", spec=spend)]
+    model = make_model(tasks)
+    saved_model_dir = export_model(model, spec, tasks, tmp_path / "export").saved_model_dir
+    head = model.get_layer("spend_head")
+    kernel, bias = head.get_weights()
+    # 2e-6 of a std is 2e-3 in the label's units: about two float32 steps of a value near 1e4.
+    head.set_weights([kernel, bias + 2e-6])
+    report = check_skew(model, saved_model_dir, complete_examples(), spec, tolerance=1e-4, tasks=tasks)
+    assert report.ok and 0 < report.export_vs_model["spend"] < 1e-5
+    head.set_weights([kernel, bias + 1e-3])  # 1 in the label's units
+    with pytest.raises(SkewError, match=r"spend: max \|serving_default - model\| = 0\.001") as error:
+        check_skew(model, saved_model_dir, complete_examples(), spec, tolerance=1e-4, tasks=tasks)
+    assert error.value.report.failed_tasks == ["spend"]
 
 
 def test_examples_must_be_serialized_bytes(tmp_path):

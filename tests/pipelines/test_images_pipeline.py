@@ -225,6 +225,25 @@ def test_dense_label_statistics_and_counts_match_numpy(scenes):
 
 
 @pytest.mark.integration
+def test_the_derived_box_count_gets_its_statistics_per_split(scenes):
+    result, sources = scenes
+    stats = result.spec.task("count").stats
+    by_split = {}
+    for example in _examples(result):
+        row = _source_of(example, sources)["row"]
+        if "boxes" in row:  # an item without the column has no count
+            by_split.setdefault(example["_split"], []).append(float(len(row["boxes"])))
+    assert set(stats.root) == set(result.spec.splits) and set(by_split) <= set(stats.root)
+    for split in stats.root:
+        counts = np.array(by_split.get(split, []))
+        moments = stats.split(split)
+        assert moments.count == counts.size == result.spec.task("count").labelled[split]
+        if counts.size:
+            assert (moments.mean, moments.std) == (pytest.approx(counts.mean()), pytest.approx(counts.std()))
+            assert (moments.min, moments.max) == (counts.min(), counts.max())
+
+
+@pytest.mark.integration
 def test_the_count_check_fails_when_the_files_disagree_with_what_was_read(scenes):
     result, _ = scenes
     summary = json.loads((result.path.parent / "summary.json").read_text())["counts"]

@@ -163,3 +163,41 @@ def test_resuming_the_same_model_writes_nothing_new_into_the_fingerprint(tmp_pat
     assert [name for name, _, _ in written["variables"]["model"]][:2] == ["trunk/kernel", "trunk/bias"]
     _one_epoch(tmp_path, 8, {"architecture": {"name": "hps"}}).fit(toy_dataset(64), resume=True)
     assert json.loads((tmp_path / FINGERPRINT_FILE).read_text()) == written
+
+
+def _regression_run(directory, standardize, epochs=2):
+    """One regression task whose label has mean 1e4, std 1e3 (as dataset.json says)."""
+    from mtl_tf.data.spec import LabelStats, RegressionStats, TaskSpec
+    from mtl_tf.tasks import RegressionTask
+
+    stats = RegressionStats({"train": LabelStats(count=64, mean=1.0e4, std=1.0e3, min=7.0e3, max=1.3e4)})
+    spec = TaskSpec(name="spend", type="regression", label_key="spend", dtype="float32", stats=stats)
+    tasks = [RegressionTask("spend", spec=spec, standardize=standardize)]
+    features, _ = toy_arrays(64)
+    data = as_dataset(features, {"spend": 1.0e4 + 1.0e3 * features["x1"]}, tasks=tasks)
+    trainer = Trainer(lambda: build_model(tasks), tasks, "adam", epochs=epochs, verbose=0, checkpoint_dir=directory)
+    return trainer, data
+
+
+@pytest.mark.parametrize("before, after", [(False, True), (True, False)])
+def test_resuming_across_a_regression_heads_standardisation_is_refused(tmp_path, capfd, before, after):
+    # Both heads hold the same variables: only the fingerprint's heads tell them apart.
+    trainer, data = _regression_run(tmp_path, before, epochs=1)
+    trainer.fit(data)
+    resumed, data = _regression_run(tmp_path, after)
+    layouts = {False: "plain", True: "standardized"}
+    with pytest.raises(IncompatibleCheckpoint, match=f"written by a model with spend: {layouts[before]} heads; "
+                                                     f"this run builds spend: {layouts[after]} heads") as caught:
+        resumed.fit(data, resume=True)
+    assert "\n" not in str(caught.value) and "tasks[].standardize" in str(caught.value)
+    assert "unrestored values" not in capfd.readouterr().err
+
+
+def test_a_standardised_regression_head_resumes_from_its_own_checkpoints(tmp_path):
+    trainer, data = _regression_run(tmp_path, True, epochs=1)
+    trainer.fit(data)
+    assert json.loads((tmp_path / FINGERPRINT_FILE).read_text())["heads"] == {"spend": "standardized"}
+    resumed, data = _regression_run(tmp_path, True)
+    seen = []
+    resumed.fit(data, resume=True, on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    assert seen == [2]
