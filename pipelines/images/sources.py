@@ -162,9 +162,9 @@ class ManifestReader(_Reader):
                     raise ValueError(f"manifest {path}: the header line is {bad}")
                 self.headers[path] = [name.strip() for name in header]
                 return self.headers[path]
-            text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+            text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
             for line in text:
-                if line.strip():
+                if line.strip() and not _ESCAPED.search(line):
                     try:
                         row = json.loads(line)
                     except ValueError:
@@ -225,8 +225,15 @@ class ManifestReader(_Reader):
 
     def _json_rows(self, path: str):
         with _open_bytes(path) as handle:
-            for number, line in enumerate(io.TextIOWrapper(handle, encoding="utf-8-sig", newline=""), start=1):
+            # Bytes that are not UTF-8 become lone surrogates, so their line is rejected, not the job.
+            lines = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
+            for number, line in enumerate(lines, start=1):
                 if not line.strip():
+                    continue
+                escaped = _ESCAPED.search(line)
+                if escaped:
+                    yield number, {}, ("encoding", f"not UTF-8: byte 0x{ord(escaped[0]) - 0xDC00:02x} at character "
+                                                   f"{escaped.start() + 1} of the line (JSON lines are UTF-8)")
                     continue
                 try:
                     row = json.loads(line)

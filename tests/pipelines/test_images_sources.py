@@ -268,3 +268,25 @@ def test_a_manifest_encoding_applies_to_csv_and_names_the_json_lines_file(tmp_pa
     assert str(path) in str(err.value) and "JSON lines, which are UTF-8" in str(err.value)
     with pytest.raises(RecipeError, match="'encoding' applies to CSV manifests; JSON lines are UTF-8"):
         scene_recipe({**source, "format": "jsonl"}, str(tmp_path / "out"))
+
+
+@pytest.mark.integration
+def test_a_json_lines_manifest_line_that_is_not_utf8_is_rejected_and_the_others_are_read(tmp_path):
+    rng = np.random.default_rng(10)
+    lines = []
+    for i in range(4):
+        save_png(tmp_path / "raw" / f"{i}.png", random_image(rng))
+        lines.append(json.dumps({"file": f"{i}.png", "sky": ["clear", "fog"][i % 2]}).encode())
+    lines.insert(2, b'{"file": "0.png", "sky": "brum\\xe9"}'.replace(b"\\xe9", b"\xe9"))  # latin-1, not UTF-8
+    (tmp_path / "raw" / "manifest.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    raw = {"name": "weather", "data": {
+        "source": {"kind": "manifest", "path": str(tmp_path / "raw" / "manifest.jsonl")},
+        "features": [{"name": "photo", "kind": "image", "column": "file", "height": HEIGHT, "width": WIDTH}],
+        "split": {"by_file": [{"files": "*", "train": 1.0}]}, "output_dir": str(tmp_path / "out"), "shards": 1},
+        "tasks": [{"name": "sky", "type": "multiclass", "label": "sky", "classes": ["clear", "fog"]}]}
+    result = run(parse_recipe(raw, check=False))
+
+    assert (result.rows_in, result.rows_written["train"], result.rows_rejected) == (5, 4, 1)
+    assert result.rejects_by_reason == {"encoding": 1}
+    (reject,) = [json.loads(line) for line in next((tmp_path / "out" / "rejects").glob("*.jsonl")).open()]
+    assert reject["item"] == 3 and "not UTF-8: byte 0xe9" in reject["reason"]
