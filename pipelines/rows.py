@@ -90,17 +90,15 @@ def number_format(decimal: str = ".", thousands: str | None = None) -> NumberFor
     ``thousands`` separator dropped and a ``','`` decimal mark made a ``'.'``; None for plain
     numbers (``'.'`` decimal, no separator). With a ``','`` decimal mark a ``'.'`` that is not
     the separator makes the cell unparsable (``1.5`` there is no number of that format)."""
-    if decimal == "." and thousands is None:
-        return None
+    if decimal == ".":
+        return None if thousands is None else (lambda text: text.replace(thousands, ""))
 
     def plain(text: str) -> str:
         if thousands is not None:
             text = text.replace(thousands, "")
-        if decimal == ",":
-            if "." in text:
-                raise ValueError("a '.' in a number whose decimal mark is ','")
-            text = text.replace(",", ".")
-        return text
+        if "." in text:
+            raise ValueError("a '.' in a number whose decimal mark is ','")
+        return text.replace(",", ".")
 
     return plain
 

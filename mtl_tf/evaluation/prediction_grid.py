@@ -113,7 +113,7 @@ def _truth(task: Any, label: np.ndarray) -> Any:
     if kind == "detection":
         return [list(box) for box in label if box[4] >= 0]
     if kind == "multiclass":
-        return _class_name(task, int(label))
+        return class_name(task, int(label))
     if kind == "multilabel":
         return _names(task, np.flatnonzero(label >= 0.5))
     if kind == "binary":
@@ -133,7 +133,7 @@ def _prediction(task: Any, served: dict[str, np.ndarray], truth: Any, threshold:
     value = served[name]
     if kind == "multiclass":
         best = int(np.argmax(value))
-        text = _class_name(task, best)
+        text = class_name(task, best)
         return _judged(f"{text} {float(value[best]):.2f}", text, truth)
     if kind == "multilabel":
         text = _names(task, np.flatnonzero(value >= 0.5))
@@ -150,10 +150,11 @@ def _judged(text: str, answer: str, truth: Any) -> Caption:
     return Caption(text, RIGHT if answer == truth else WRONG)
 
 
-def _class_name(task: Any, index: int) -> str:
+def class_name(task: Any, index: int) -> str:
+    """The task's name for class ``index`` (the index itself when the task names no such class)."""
     classes = task.classes or []
     return classes[index] if 0 <= index < len(classes) else str(index)
 
 
 def _names(task: Any, indices: np.ndarray) -> str:
-    return ", ".join(_class_name(task, int(i)) for i in indices) or "(none)"
+    return ", ".join(class_name(task, int(i)) for i in indices) or "(none)"

@@ -164,11 +164,7 @@ class _Named:
 
 def _units(tasks: Sequence[Any] | None) -> dict[str, float]:
     """Serving output -> the unit its differences are measured in (``task.serving_units()``)."""
-    units: dict[str, float] = {}
-    for task in tasks or ():
-        method = getattr(task, "serving_units", None)
-        units.update(method() if callable(method) else {})
-    return units
+    return {key: unit for task in tasks or () for key, unit in task.serving_units().items()}
 
 
 class _Comparison:

@@ -242,10 +242,11 @@ class Source(Strict):
 
     @model_validator(mode="after")
     def _number_format(self) -> "Source":
-        if self.thousands is not None and self.thousands == self.decimal:
+        if self.thousands is None:
+            return self
+        if self.thousands == self.decimal:
             raise ValueError(f"thousands and decimal must differ; received {self.thousands!r} for both")
-        if self.thousands is not None and (self.thousands == self.delimiter or (
-                self.thousands == " " and self.delimiter == WHITESPACE_DELIMITER)):
+        if self.thousands == self.delimiter or (self.thousands == " " and self.delimiter == WHITESPACE_DELIMITER):
             raise ValueError(f"thousands {self.thousands!r} is also the delimiter: a number's groups would "
                              "split into fields; give another thousands separator or delimiter")
         return self
@@ -268,9 +269,9 @@ class Source(Strict):
     @model_serializer(mode="wrap")
     def _dump(self, handler) -> dict[str, Any]:
         # Left out at their defaults, so earlier recipes resolve (and log) as before.
-        data = _without_default_encoding(handler(self), self.encoding)
+        data = handler(self)
         if isinstance(data, dict):
-            for key, default in (("decimal", "."), ("thousands", None)):
+            for key, default in (("encoding", UTF8), ("decimal", "."), ("thousands", None)):
                 if getattr(self, key) == default:
                     data.pop(key, None)
         return data

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from mtl_tf.evaluation.prediction_grid import class_name
 from mtl_tf.recipe.schema import Recipe
 from mtl_tf.serving.predict import json_value
 
@@ -50,7 +51,7 @@ def dense_folder(output_path: str | Path) -> Path:
 
 def depth_png_scale(task: Any) -> float:
     """What a predicted depth is multiplied by in its 16-bit PNG: the task's depth_scale, 256 where it is 1."""
-    scale = float(getattr(task, "depth_scale", 1.0) or 1.0)
+    scale = float(task.depth_scale)
     return scale if scale != 1.0 else DEFAULT_DEPTH_PNG_SCALE
 
 
@@ -132,7 +133,7 @@ class ImageAnswers:
         keep = np.flatnonzero((scores >= self.min_score) & (classes >= 0))
         width, height = self.size
         mapped, kept = source_boxes(boxes[keep] * [width, height, width, height], row.placement, *row.source_size)
-        return [{"box": [float(v) for v in box], "class": _class_name(task, int(classes[keep[i]])),
+        return [{"box": [float(v) for v in box], "class": class_name(task, int(classes[keep[i]])),
                  "score": json_value(scores[keep[i]])} for box, i in zip(mapped, kept)]
 
     def _mask(self, row: Any, name: str, task: Any, value: Any) -> dict[str, Any]:
@@ -142,7 +143,7 @@ class ImageAnswers:
         if self.folder is None:
             counts = np.bincount(np.clip(mask, 0, None).ravel(), minlength=len(task.classes or []))
             return {"size": [mask.shape[1], mask.shape[0]],
-                    "pixels": {_class_name(task, i): int(count) for i, count in enumerate(counts)}}
+                    "pixels": {class_name(task, i): int(count) for i, count in enumerate(counts)}}
         return {"png": self._write(row, name, ".png", encode_mask(mask))}
 
     def _depth(self, row: Any, name: str, task: Any, value: Any) -> dict[str, Any]:
@@ -171,7 +172,3 @@ class ImageAnswers:
         self.files += 1
         return f"{self.folder.name}/{file_name}"
 
-
-def _class_name(task: Any, index: int) -> str:
-    classes = task.classes or []
-    return classes[index] if 0 <= index < len(classes) else str(index)

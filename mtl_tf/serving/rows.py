@@ -70,9 +70,7 @@ class ExampleEncoder:
             raise ValueError(f"feature(s) {', '.join(images)} are images: rows of image recipes hold file paths, "
                              "which ImageExampleEncoder (mtl_tf.serving.image_rows) reads; this encoder converts "
                              "tabular rows")
-        # The features alone: no labels, no split key, so rows without them parse.
-        data = recipe.data.model_copy(update={"split": Split()})
-        self._recipe = recipe.model_copy(update={"data": data, "tasks": []})
+        self._recipe = features_only(recipe)
         self.source = recipe.data.source
         self.features = list(recipe.data.features)
         self.columns = [f.source_column for f in self.features]
@@ -181,6 +179,11 @@ class ExampleEncoder:
             return RowInput(row, example=encode())
         except rejected as reject:
             return RowInput(row, kind=reject.kind, reason=reject.message)
+
+
+def features_only(recipe: Recipe) -> Recipe:
+    """``recipe`` reading its features alone: no labels, no split key, so rows without them convert."""
+    return recipe.model_copy(update={"data": recipe.data.model_copy(update={"split": Split()}), "tasks": []})
 
 
 def input_format(path: str | Path) -> str:

@@ -162,7 +162,7 @@ class ManifestReader(_Reader):
                     raise ValueError(f"manifest {path}: the header line is {bad}")
                 self.headers[path] = [name.strip() for name in header]
                 return self.headers[path]
-            text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
+            text = self._text(handle)  # a JSON-lines manifest is UTF-8 (checked in __init__)
             for line in text:
                 if line.strip() and not _ESCAPED.search(line):
                     try:
@@ -226,7 +226,7 @@ class ManifestReader(_Reader):
     def _json_rows(self, path: str):
         with _open_bytes(path) as handle:
             # Bytes that are not UTF-8 become lone surrogates, so their line is rejected, not the job.
-            lines = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
+            lines = self._text(handle)
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue

@@ -169,7 +169,6 @@ class ImageSummaryFn(beam.CombineFn):
                 "labels": labels,
                 "dense": {name: _dense_output(kinds[name], stats) for name, stats in acc["dense"].items()}}
 
-
     def _label_output(self, kind: str, labelled: int, positives: Any) -> dict[str, Any]:
         if kind == "regression":
             return {"labelled": labelled, "positives": None,
