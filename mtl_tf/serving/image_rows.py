@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from mtl_tf.recipe.schema import ImageFolderSource, ManifestSource, Recipe, Split
-from mtl_tf.serving.rows import RowInput, input_format
+from mtl_tf.recipe.schema import ImageFolderSource, ManifestSource, Recipe
+from mtl_tf.serving.rows import RowInput, features_only, input_format
 
 IMAGE_EXTENSIONS = tuple(ImageFolderSource.model_fields["extensions"].default_factory())
 
@@ -72,9 +72,7 @@ class ImageExampleEncoder:
             raise ValueError("an image input needs a recipe with an image feature (kind: image); the recipe's "
                              f"features: {', '.join(f'{f.name} ({f.kind})' for f in recipe.data.features)}")
         self.others = [f.name for f in recipe.data.features if f.kind != "image"]
-        # The features alone: no labels, no split key, so rows without them convert.
-        data = recipe.data.model_copy(update={"split": Split()})
-        self._recipe = recipe.model_copy(update={"data": data, "tasks": []})
+        self._recipe = features_only(recipe)
         self.source = recipe.data.source
         self.converter = ItemConverter(self._recipe, MAX_PIXELS if max_pixels is None else max_pixels)
         self.skipped = 0
