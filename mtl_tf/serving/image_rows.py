@@ -118,6 +118,8 @@ class ImageExampleEncoder:
         options = {}
         if isinstance(self.source, ManifestSource):
             options = {"delimiter": self.source.delimiter, "na_values": list(self.source.na_values)}
+            if kind == "csv":  # a CSV manifest is decoded as the trained recipe's were; JSON lines are UTF-8
+                options["encoding"] = self.source.encoding
         source = ManifestSource(kind="manifest", path=glob.escape(str(path.resolve())), format=kind, **options)
         return self._recipe.model_copy(update={"data": self._recipe.data.model_copy(update={"source": source})})
 

@@ -160,3 +160,17 @@ def test_an_image_over_the_pixel_limit_is_a_row_of_its_own(tmp_path):
     stored = tf.train.Example.FromString(rows[0].example).features.feature["image"].bytes_list.value[0]
     with Image.open(io.BytesIO(stored)) as image:
         assert image.mode == "RGB" and image.size == (32, 32)  # gray converted to the feature's 3 channels
+
+
+
+def test_a_csv_manifest_to_answer_is_decoded_in_the_trained_recipes_encoding(tmp_path):
+    rng = np.random.default_rng(8)
+    for i in range(2):
+        save_png(tmp_path / "été" / f"{i}.png", random_image(rng, 32, 32))
+    manifest = tmp_path / "rows.csv"
+    manifest.write_bytes("image,météo\nété/0.png,clair\nété/1.png,brumé\n".encode("cp1252"))
+    weather = {"name": "weather", "type": "multiclass", "label": "météo", "classes": ["clair", "brumé"]}
+    scenes = recipe([weather], source={"kind": "manifest", "path": str(manifest), "encoding": "cp1252"})
+    inputs = list(ImageExampleEncoder(scenes).read(manifest))
+    assert [(row.kind, row.image) for row in inputs] == [(None, "été/0.png"), (None, "été/1.png")]
+    assert all(row.example for row in inputs)
